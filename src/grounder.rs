@@ -1,0 +1,121 @@
+//! The product in one call: a bundle loaded on a device answers `ground(picture, phrase)` with a
+//! box. The CLI, the eval loop and the browser all go through here.
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::image::{Picture, preprocess::model_input};
+use crate::model::generate::{MAX_BOX_TOKENS, Policy, generate};
+use crate::model::{Batch, Idefics3, Idefics3Config};
+use crate::protocol::answer::PixelBox;
+use crate::protocol::{GridBox, Prompt};
+use crate::tokens::Tokens;
+use crate::weights::{Bundle, bundle};
+
+/// One answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grounding {
+    /// Box in pixels of the original image, `[x1, y1, x2, y2]`.
+    #[serde(rename = "box")]
+    pub box_px: [f32; 4],
+    /// Box on the 0–100 grid.
+    #[serde(rename = "boxNorm")]
+    pub box_norm: [u32; 4],
+    /// The raw answer text.
+    pub text: String,
+    /// Geometric mean of the answer tokens' probabilities.
+    pub confidence: f32,
+    /// Wall-clock milliseconds, preprocessing to answer.
+    pub ms: f64,
+}
+
+pub struct Grounder {
+    pub model: Idefics3,
+    pub config: Idefics3Config,
+    pub tokens: Tokens,
+    pub device: Device,
+}
+
+impl Grounder {
+    /// Builds the model from a checked bundle on `device`.
+    pub fn from_bundle(bundle: &Bundle, device: &Device) -> Result<Self> {
+        let config_text = std::str::from_utf8(bundle.file(bundle::CONFIG))
+            .map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
+        let config = Idefics3Config::from_json(config_text)?;
+        let tokens = Tokens::from_bytes(bundle.file(bundle::TOKENIZER))?;
+        if tokens.image_token != config.image_token_id {
+            return Err(Error::Config(format!(
+                "config image_token_id {} is not the tokenizer's <image> ({})",
+                config.image_token_id, tokens.image_token
+            )));
+        }
+        if tokens.vocab_size() > config.text_config.vocab_size {
+            return Err(Error::Config(
+                "the tokenizer is larger than the model's vocabulary".into(),
+            ));
+        }
+        let mut model = Idefics3::new(&config, device);
+        crate::weights::safetensors::load(&mut model, bundle.file(bundle::WEIGHTS).to_vec())?;
+        Ok(Self {
+            model,
+            config,
+            tokens,
+            device: device.clone(),
+        })
+    }
+
+    /// Token ids of the evaluation prompt for `phrase`, checked against the context length.
+    pub fn prompt_ids(&self, phrase: &str, template: usize) -> Result<Vec<u32>> {
+        let prompt = Prompt::new(phrase, template)?;
+        let ids = self
+            .tokens
+            .encode(&prompt.render(self.config.image_seq_len()))?;
+        let limit = self.config.text_config.max_position_embeddings;
+        if ids.len() + MAX_BOX_TOKENS > limit {
+            return Err(Error::Phrase(format!(
+                "the prompt takes {} tokens; with the answer it exceeds the model's context of {limit}",
+                ids.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// The model's input tensor for a picture, `[1, 3, S, S]`.
+    pub fn pixels(&self, picture: &Picture) -> Tensor<4> {
+        let s = self.config.vision_config.image_size;
+        let data = model_input(picture, s as u32);
+        Tensor::<1>::from_data(TensorData::new(data, [3 * s * s]), &self.device)
+            .reshape([1, 3, s, s])
+    }
+
+    pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
+        let start = web_time::Instant::now();
+        let ids = self.prompt_ids(phrase, 0)?;
+        let batch = Batch {
+            ids: vec![ids],
+            pixels: self.pixels(picture),
+        };
+        let embeds = self.model.embed_batch(&batch, self.config.image_token_id);
+        let policy = Policy::Box {
+            vocab: &self.tokens.answer_vocab,
+        };
+        let generation = generate(&self.model, embeds, policy).await?;
+        let text = self.tokens.decode(&generation.tokens)?;
+        let grid = GridBox::parse(&text)?;
+        let PixelBox { x1, y1, x2, y2 } = grid.to_pixels(picture.width, picture.height);
+        Ok(Grounding {
+            box_px: [x1, y1, x2, y2],
+            box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
+            text,
+            confidence: generation.confidence(),
+            ms: start.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Blocking form for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn ground(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
+        pollster::block_on(self.ground_async(picture, phrase))
+    }
+}

@@ -1,0 +1,16 @@
+//! medground: find what a clinical phrase points at in a medical image, with a multimodal
+//! language model fine-tuned by LoRA (after PFMVG, arXiv 2410.23822).
+//!
+//! An image travels `image` -> `model` -> `protocol` -> box; a phrase travels `protocol` (prompt)
+//! -> `tokens` -> `model`. Native CLI and the browser are two callers of the same pieces.
+
+pub mod error;
+pub mod grounder;
+pub mod image;
+pub mod model;
+
+pub use error::{Error, Result};
+pub mod protocol;
+pub mod tokens;
+pub mod weights;
+pub use grounder::{Grounder, Grounding};

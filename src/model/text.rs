@@ -1,0 +1,206 @@
+//! Llama text model, `model.text_model` in an Idefics3 checkpoint: RMSNorm, rotary positions,
+//! grouped-query attention with a KV cache, SwiGLU feed-forward.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use super::config::TextConfig;
+use super::rope::Rope;
+
+/// Keys and values of every layer for the positions already seen.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Number of positions already in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Appends this step's keys/values for `layer` and returns the whole history.
+    fn extend(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        if self.layers.len() <= layer {
+            self.layers.resize(layer + 1, None);
+        }
+        let (k, v) = match self.layers[layer].take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        };
+        self.layers[layer] = Some((k.clone(), v.clone()));
+        (k, v)
+    }
+}
+
+/// `self_attn`: bias-free projections, `num_key_value_heads` shared by groups of query heads.
+#[derive(Module, Debug)]
+pub struct TextAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl TextAttention {
+    pub fn new(c: &TextConfig, device: &Device) -> Self {
+        let (d, hd) = (c.hidden_size, c.head_dim());
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        Self {
+            q_proj: lin(d, c.num_attention_heads * hd),
+            k_proj: lin(d, c.kv_heads() * hd),
+            v_proj: lin(d, c.kv_heads() * hd),
+            o_proj: lin(c.num_attention_heads * hd, d),
+            num_heads: c.num_attention_heads,
+            num_kv_heads: c.kv_heads(),
+            head_dim: hd,
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &Rope,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let split = |t: Tensor<3>, n| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
+        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
+        let v = split(self.v_proj.forward(x), kvh);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.extend(layer, k, v),
+            None => (k, v),
+        };
+        let (k, v) = (repeat_kv(k, h / kvh), repeat_kv(v, h / kvh));
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let out = attention(q, k, v, None, None, options);
+        self.o_proj
+            .forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
+    }
+}
+
+/// `[b, kv_heads, s, d]` -> `[b, kv_heads * n, s, d]`, each KV head serving `n` query heads.
+fn repeat_kv(x: Tensor<4>, n: usize) -> Tensor<4> {
+    if n == 1 {
+        return x;
+    }
+    let [b, kvh, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, kvh, n, s, d])
+        .reshape([b, kvh * n, s, d])
+}
+
+/// `mlp`: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct TextMlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl TextMlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+/// `layers.N`.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: TextAttention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: TextMlp,
+}
+
+impl DecoderLayer {
+    pub fn new(c: &TextConfig, device: &Device) -> Self {
+        let norm = || {
+            RmsNormConfig::new(c.hidden_size)
+                .with_epsilon(c.rms_norm_eps)
+                .init(device)
+        };
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        Self {
+            input_layernorm: norm(),
+            self_attn: TextAttention::new(c, device),
+            post_attention_layernorm: norm(),
+            mlp: TextMlp {
+                gate_proj: lin(c.hidden_size, c.intermediate_size),
+                up_proj: lin(c.hidden_size, c.intermediate_size),
+                down_proj: lin(c.intermediate_size, c.hidden_size),
+            },
+        }
+    }
+}
+
+/// `model.text_model`.
+#[derive(Module, Debug)]
+pub struct LlamaModel {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    pub rope_theta: f64,
+}
+
+impl LlamaModel {
+    pub fn new(c: &TextConfig, device: &Device) -> Self {
+        Self {
+            embed_tokens: EmbeddingConfig::new(c.vocab_size, c.hidden_size).init(device),
+            layers: (0..c.num_hidden_layers)
+                .map(|_| DecoderLayer::new(c, device))
+                .collect(),
+            norm: RmsNormConfig::new(c.hidden_size)
+                .with_epsilon(c.rms_norm_eps)
+                .init(device),
+            rope_theta: c.rope_theta(),
+        }
+    }
+
+    /// `[batch, seq]` ids -> `[batch, seq, hidden]` embeddings.
+    pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.embed_tokens.forward(ids)
+    }
+
+    /// Runs the decoder over `embeds`, which continue the positions held in `cache` (if any),
+    /// and returns the final normalised hidden states.
+    pub fn forward(&self, embeds: Tensor<3>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let [_, s, _] = embeds.dims();
+        let start = cache.as_ref().map_or(0, |c| c.len());
+        let head_dim = self.layers[0].self_attn.head_dim;
+        let rope = Rope::new(self.rope_theta, head_dim, start, s, &embeds.device());
+        let mut x = embeds;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            let h = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &rope,
+                layer_cache,
+            );
+            x = x + h;
+            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+        }
+        if let Some(c) = cache {
+            c.len += s;
+        }
+        self.norm.forward(x)
+    }
+}

@@ -1,0 +1,10 @@
+//! The paper's protocol: prompts, the `{<x1><y1><x2><y2>}` answer on a 0–100 grid, decoding
+//! constrained to well-formed boxes, and the IoU metrics.
+
+pub mod answer;
+pub mod constrain;
+pub mod metrics;
+pub mod prompt;
+
+pub use answer::GridBox;
+pub use prompt::Prompt;

@@ -1,0 +1,107 @@
+//! Prompts in the paper's form, wrapped in the Idefics3 / SmolVLM chat layout with one global
+//! image: `<|im_start|>User:<fake_token_around_image><global-img><image>…<fake_token_around_image>`
+//! `[refer] give me the location of {phrase}<end_of_utterance>\nAssistant:`.
+
+use crate::error::{Error, Result};
+
+/// The six instructions of the paper; training draws one at random, evaluation uses the first.
+pub const TEMPLATES: [&str; 6] = [
+    "give me the location of {}",
+    "where is {} ?",
+    "from this image, tell me the location of {}",
+    "the location of {} is",
+    "could you tell me the location for {} ?",
+    "where can I locate the {} ?",
+];
+
+pub const IMAGE_TOKEN: &str = "<image>";
+pub const FAKE_TOKEN: &str = "<fake_token_around_image>";
+pub const GLOBAL_IMG: &str = "<global-img>";
+pub const BEGIN: &str = "<|im_start|>";
+pub const END_OF_UTTERANCE: &str = "<end_of_utterance>";
+
+/// Longest phrase accepted, in characters (the token budget is checked separately).
+pub const MAX_PHRASE_CHARS: usize = 300;
+
+/// A prompt for one phrase and one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub phrase: String,
+    pub template: usize,
+}
+
+impl Prompt {
+    /// Checks and normalises the phrase: trimmed, inner white space folded, not empty, printable,
+    /// at most [`MAX_PHRASE_CHARS`] characters.
+    pub fn new(phrase: &str, template: usize) -> Result<Self> {
+        let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+        if phrase.is_empty() {
+            return Err(Error::Phrase("the phrase is empty".into()));
+        }
+        if phrase.chars().count() > MAX_PHRASE_CHARS {
+            return Err(Error::Phrase(format!(
+                "the phrase has {} characters; at most {MAX_PHRASE_CHARS} are accepted",
+                phrase.chars().count()
+            )));
+        }
+        if phrase.chars().any(|c| c.is_control()) {
+            return Err(Error::Phrase("the phrase holds control characters".into()));
+        }
+        if template >= TEMPLATES.len() {
+            return Err(Error::Phrase(format!("no instruction template {template}")));
+        }
+        Ok(Self { phrase, template })
+    }
+
+    /// The instruction: `[refer] give me the location of {phrase}`.
+    pub fn instruction(&self) -> String {
+        format!(
+            "[refer] {}",
+            TEMPLATES[self.template].replace("{}", &self.phrase)
+        )
+    }
+
+    /// The full text fed to the model, with `image_tokens` placeholders.
+    pub fn render(&self, image_tokens: usize) -> String {
+        format!(
+            "{BEGIN}User:{FAKE_TOKEN}{GLOBAL_IMG}{}{FAKE_TOKEN}{}{END_OF_UTTERANCE}\nAssistant:",
+            IMAGE_TOKEN.repeat(image_tokens),
+            self.instruction()
+        )
+    }
+}
+
+/// The training target after the prompt: the answer and the end of the turn.
+pub fn target(answer: &str) -> String {
+    format!("{answer}{END_OF_UTTERANCE}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_paper_prompt() {
+        let p = Prompt::new("  small left\tpleural effusion ", 0).unwrap();
+        assert_eq!(
+            p.instruction(),
+            "[refer] give me the location of small left pleural effusion"
+        );
+        let text = p.render(2);
+        assert!(text.starts_with("<|im_start|>User:<fake_token_around_image><global-img><image><image><fake_token_around_image>[refer] give me"));
+        assert!(text.ends_with("effusion<end_of_utterance>\nAssistant:"));
+        assert_eq!(
+            Prompt::new("x", 5).unwrap().instruction(),
+            "[refer] where can I locate the x ?"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_phrases() {
+        assert!(matches!(Prompt::new(" \n ", 0), Err(Error::Phrase(_))));
+        assert!(Prompt::new(&"a".repeat(MAX_PHRASE_CHARS + 1), 0).is_err());
+        assert!(Prompt::new("effusion\u{7}", 0).is_err());
+        assert!(Prompt::new("effusion", 6).is_err());
+        assert!(Prompt::new(&"é".repeat(MAX_PHRASE_CHARS), 0).is_ok());
+    }
+}

@@ -1,0 +1,67 @@
+//! Text <-> token ids through the `tokenizers` crate: an HF `tokenizer.json` for real
+//! checkpoints, or the tiny preset's own (trained by [`train`]), plus what decoding needs to know
+//! about the vocabulary (the answer tokens, the end of turn).
+
+pub mod train;
+
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+use crate::protocol::constrain::AnswerVocab;
+use crate::protocol::prompt::{END_OF_UTTERANCE, IMAGE_TOKEN};
+
+pub struct Tokens {
+    tokenizer: Tokenizer,
+    pub end_of_utterance: u32,
+    pub image_token: u32,
+    pub answer_vocab: AnswerVocab,
+}
+
+impl Tokens {
+    pub fn from_bytes(json: &[u8]) -> Result<Self> {
+        let tokenizer = Tokenizer::from_bytes(json)
+            .map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+        let id = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| Error::Tokenizer(format!("the tokenizer has no {t} token")))
+        };
+        let end_of_utterance = id(END_OF_UTTERANCE)?;
+        let image_token = id(IMAGE_TOKEN)?;
+        let size = tokenizer.get_vocab_size(true) as u32;
+        let texts: Vec<(u32, String)> = (0..size)
+            .filter_map(|i| tokenizer.decode(&[i], false).ok().map(|s| (i, s)))
+            .collect();
+        let answer_vocab = AnswerVocab::new(texts.iter().map(|(i, s)| (*i, s.as_str())));
+        if answer_vocab.ids.len() < 4 {
+            return Err(Error::Tokenizer(
+                "the tokenizer cannot spell a box answer".into(),
+            ));
+        }
+        Ok(Self {
+            tokenizer,
+            end_of_utterance,
+            image_token,
+            answer_vocab,
+        })
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+}

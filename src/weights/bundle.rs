@@ -1,0 +1,213 @@
+//! A model bundle: `config.json`, `tokenizer.json`, `model.safetensors` (HF layout, f32 or f16)
+//! and `manifest.json` listing each file's size and sha256. The same bytes serve the CLI and the
+//! browser. A folder without a manifest is read as a plain HF checkpoint (no checksums).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub const CONFIG: &str = "config.json";
+pub const TOKENIZER: &str = "tokenizer.json";
+pub const WEIGHTS: &str = "model.safetensors";
+pub const MANIFEST: &str = "manifest.json";
+/// Files every bundle holds, besides the manifest.
+pub const FILES: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
+/// Largest file a bundle may hold (a guard against reading something that is not a bundle).
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub dtype: Dtype,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// The bytes of a bundle's files, checked against the manifest when there is one.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub manifest: Option<Manifest>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Weights(format!("{MANIFEST}: {e}")))
+    }
+}
+
+impl Bundle {
+    /// Builds a bundle from file contents, with a fresh manifest.
+    pub fn new(config: String, tokenizer: Vec<u8>, weights: Vec<u8>, dtype: Dtype) -> Self {
+        let files: BTreeMap<String, Vec<u8>> = [
+            (CONFIG.to_string(), config.into_bytes()),
+            (TOKENIZER.to_string(), tokenizer),
+            (WEIGHTS.to_string(), weights),
+        ]
+        .into();
+        let entries = files
+            .iter()
+            .map(|(name, bytes)| {
+                let entry = FileEntry {
+                    size: bytes.len() as u64,
+                    sha256: sha256_hex(bytes),
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        let manifest = Manifest {
+            format: "medground-bundle-1".into(),
+            dtype,
+            files: entries,
+        };
+        Self {
+            files,
+            manifest: Some(manifest),
+        }
+    }
+
+    /// Assembles a bundle from fetched files (the browser's path) and checks it.
+    pub fn from_files(files: BTreeMap<String, Vec<u8>>, manifest: Option<&[u8]>) -> Result<Self> {
+        let manifest = manifest.map(Manifest::parse).transpose()?;
+        let bundle = Self { files, manifest };
+        bundle.verify()?;
+        Ok(bundle)
+    }
+
+    /// Reads a bundle folder (or an HF checkpoint folder) and checks it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_dir(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Weights(format!(
+                "{} is not a model folder",
+                dir.display()
+            )));
+        }
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let path = dir.join(name);
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+            if meta.len() > MAX_FILE_BYTES {
+                return Err(Error::Weights(format!("{} is too large", path.display())));
+            }
+            std::fs::read(&path).map_err(|e| Error::io(&path, e))
+        };
+        let manifest = dir
+            .join(MANIFEST)
+            .exists()
+            .then(|| read(MANIFEST))
+            .transpose()?;
+        let files = FILES
+            .iter()
+            .map(|name| Ok((name.to_string(), read(name)?)))
+            .collect::<Result<_>>()?;
+        Self::from_files(files, manifest.as_deref())
+    }
+
+    /// Writes the files and the manifest into `dir`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (name, bytes) in &self.files {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        }
+        if let Some(m) = &self.manifest {
+            let path = dir.join(MANIFEST);
+            let text = serde_json::to_string_pretty(m).expect("manifest serialises");
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every required file is present; with a manifest, every size and sha256 matches.
+    pub fn verify(&self) -> Result<()> {
+        for name in FILES {
+            if !self.files.contains_key(name) {
+                return Err(Error::Weights(format!("the bundle has no {name}")));
+            }
+        }
+        let Some(manifest) = &self.manifest else {
+            return Ok(());
+        };
+        for (name, entry) in &manifest.files {
+            let bytes = self.files.get(name).ok_or_else(|| {
+                Error::Weights(format!("{name} is listed in the manifest but absent"))
+            })?;
+            if bytes.len() as u64 != entry.size {
+                return Err(Error::Weights(format!(
+                    "{name} has {} bytes, the manifest says {}",
+                    bytes.len(),
+                    entry.size
+                )));
+            }
+            let digest = sha256_hex(bytes);
+            if digest != entry.sha256 {
+                return Err(Error::Weights(format!(
+                    "{name} fails its checksum: sha256 {digest}, the manifest says {}",
+                    entry.sha256
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn file(&self, name: &str) -> &[u8] {
+        &self.files[name]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_catch_a_changed_byte() {
+        let b = Bundle::new("{}".into(), b"tok".to_vec(), vec![1, 2, 3], Dtype::F32);
+        b.verify().unwrap();
+        let mut bad = b.clone();
+        bad.files.get_mut(WEIGHTS).unwrap()[1] = 9;
+        let e = bad.verify().unwrap_err().to_string();
+        assert!(e.contains("model.safetensors fails its checksum"), "{e}");
+        let mut short = b.clone();
+        short.files.get_mut(TOKENIZER).unwrap().pop();
+        assert!(
+            short
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("tokenizer.json has 2 bytes")
+        );
+        let mut missing = b;
+        missing.files.remove(CONFIG);
+        assert!(
+            missing
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("no config.json")
+        );
+    }
+}
