@@ -4,6 +4,8 @@
 //! An image travels `image` -> `model` -> `protocol` -> box; a phrase travels `protocol` (prompt)
 //! -> `tokens` -> `model`. Native CLI and the browser are two callers of the same pieces.
 
+pub mod data;
+pub mod device;
 pub mod error;
 pub mod grounder;
 pub mod image;

@@ -7,14 +7,19 @@ use medground::Error;
 use medground::image::decode;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
 fn dicom_film_matches_the_reference_rendering() {
     let film = decode(&std::fs::read(fixture("chest_rg1.dcm")).unwrap()).unwrap();
     let want = decode(&std::fs::read(fixture("chest_rg1_expected.png")).unwrap()).unwrap();
-    assert_eq!((film.width, film.height, film.channels), (want.width, want.height, 1));
+    assert_eq!(
+        (film.width, film.height, film.channels),
+        (want.width, want.height, 1)
+    );
     let mut worst = 0.0f32;
     for (a, b) in film.data.iter().zip(&want.data) {
         worst = worst.max((a - b).abs());

@@ -1,0 +1,71 @@
+//! `ground`: one image, one phrase, one JSON line.
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+use medground::image::{Picture, decode};
+use medground::weights::Bundle;
+use medground::{Error, Grounder, Result};
+
+use super::DEMO_MODEL;
+use super::init::read;
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// PNG, JPEG or DICOM file.
+    #[arg(long)]
+    image: PathBuf,
+    /// What to find, e.g. "small left pleural effusion".
+    #[arg(long)]
+    phrase: String,
+    /// Model bundle folder (or an HF Idefics3 checkpoint folder).
+    #[arg(long, default_value = DEMO_MODEL)]
+    model: PathBuf,
+    /// cpu, wgpu, vulkan or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Also write the image with the box drawn on it.
+    #[arg(long)]
+    overlay: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let picture = decode(&read(&args.image)?)
+        .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
+    let device = medground::device::parse(&args.device)?;
+    let bundle = Bundle::read_dir(&args.model)?;
+    let grounder = Grounder::from_bundle(&bundle, &device)?;
+    let answer = grounder.ground(&picture, &args.phrase)?;
+    println!(
+        "{}",
+        serde_json::to_string(&answer).expect("answer serialises")
+    );
+    if let Some(path) = &args.overlay {
+        overlay(&picture, answer.box_px)
+            .save(path)
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// The picture in colour with the box outlined in red.
+pub fn overlay(picture: &Picture, b: [f32; 4]) -> image::RgbImage {
+    let luma = picture.luma();
+    let (w, h) = (picture.width, picture.height);
+    let mut img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = (luma[(y * w + x) as usize] * 255.0).round() as u8;
+        image::Rgb([v, v, v])
+    });
+    let t = (w.max(h) / 200).max(2) as i64;
+    let [x1, y1, x2, y2] = b.map(|v| v.round() as i64);
+    let (x2, y2) = (x2.min(w as i64 - 1), y2.min(h as i64 - 1));
+    for y in y1..=y2 {
+        for x in x1..=x2 {
+            let edge = x - x1 < t || x2 - x < t || y - y1 < t || y2 - y < t;
+            if edge && x >= 0 && y >= 0 {
+                img.put_pixel(x as u32, y as u32, image::Rgb([255, 40, 40]));
+            }
+        }
+    }
+    img
+}

@@ -1,0 +1,221 @@
+//! The `ground` command end to end: a well-formed box on PNG and DICOM inputs, and bad input as a
+//! clear message with exit code 2 (never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn medground(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medground"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// A random-weight tiny bundle, written once per test run.
+fn bundle() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = medground(&["init", "--out", dir.path().to_str().unwrap(), "--seed", "3"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .path()
+}
+
+fn fixture(name: &str) -> String {
+    root()
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn ground(image: &str, phrase: &str, model: &Path) -> Output {
+    medground(&[
+        "ground",
+        "--image",
+        image,
+        "--phrase",
+        phrase,
+        "--model",
+        model.to_str().unwrap(),
+    ])
+}
+
+fn assert_fails_with(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+fn answer(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+#[test]
+fn grounds_a_dicom_film_and_a_png_with_well_formed_boxes() {
+    let overlay = tempfile::NamedTempFile::with_suffix(".png").unwrap();
+    let out = medground(&[
+        "ground",
+        "--image",
+        &fixture("chest_rg1.dcm"),
+        "--phrase",
+        "small left pleural effusion",
+        "--model",
+        bundle().to_str().unwrap(),
+        "--overlay",
+        overlay.path().to_str().unwrap(),
+    ]);
+    let a = answer(&out);
+    let norm: Vec<u64> = a["boxNorm"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        norm[0] <= norm[2] && norm[1] <= norm[3] && norm[2] <= 100 && norm[3] <= 100,
+        "{a}"
+    );
+    assert_eq!(
+        a["text"],
+        format!("{{<{}><{}><{}><{}>}}", norm[0], norm[1], norm[2], norm[3])
+    );
+    // Pixels of the original 460 x 488 film.
+    let px: Vec<f64> = a["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        (px[0] - norm[0] as f64 * 4.6).abs() < 1e-3 && (px[3] - norm[3] as f64 * 4.88).abs() < 1e-3,
+        "{a}"
+    );
+    let c = a["confidence"].as_f64().unwrap();
+    assert!(c > 0.0 && c <= 1.0);
+    assert!(a["ms"].as_f64().unwrap() > 0.0);
+    let drawn = image::open(overlay.path()).unwrap();
+    assert_eq!((drawn.width(), drawn.height()), (460, 488));
+
+    let a = answer(&ground(
+        &fixture("chest_rg1_expected.png"),
+        "cardiomegaly",
+        bundle(),
+    ));
+    assert!(a["text"].as_str().unwrap().starts_with('{'));
+}
+
+#[test]
+fn bad_images_are_clear_errors() {
+    assert_fails_with(
+        &ground("/nonexistent/film.png", "effusion", bundle()),
+        "cannot read /nonexistent/film.png",
+    );
+    assert_fails_with(
+        &ground(
+            &root().join("Cargo.toml").to_string_lossy(),
+            "effusion",
+            bundle(),
+        ),
+        "not a PNG, JPEG or DICOM",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let png = std::fs::read(fixture("chest_rg1_expected.png")).unwrap();
+    let cut = dir.path().join("cut.png");
+    std::fs::write(&cut, &png[..png.len() / 3]).unwrap();
+    assert_fails_with(
+        &ground(cut.to_str().unwrap(), "effusion", bundle()),
+        "not a readable image",
+    );
+    let dcm = std::fs::read(fixture("chest_rg1.dcm")).unwrap();
+    let cut = dir.path().join("cut.dcm");
+    std::fs::write(&cut, &dcm[..dcm.len() / 2]).unwrap();
+    assert_fails_with(
+        &ground(cut.to_str().unwrap(), "effusion", bundle()),
+        "malformed DICOM",
+    );
+}
+
+#[test]
+fn bad_phrases_are_clear_errors() {
+    let film = fixture("chest_rg1_expected.png");
+    assert_fails_with(&ground(&film, "   ", bundle()), "the phrase is empty");
+    assert_fails_with(
+        &ground(&film, &"effusion ".repeat(40), bundle()),
+        "characters; at most 300",
+    );
+    // A checkpoint folder without a manifest, whose context is too short for a long phrase.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(bundle().join(f), dir.path().join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(bundle().join("config.json")).unwrap();
+    let config = config.replace(
+        "\"max_position_embeddings\": 256",
+        "\"max_position_embeddings\": 100",
+    );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let long = "small left pleural effusion with adjacent basilar atelectasis and a moderate right apical pneumothorax";
+    assert_fails_with(
+        &ground(&film, long, dir.path()),
+        "exceeds the model's context of 100",
+    );
+    answer(&ground(&film, "effusion", dir.path()));
+}
+
+#[test]
+fn bad_weights_are_clear_errors() {
+    let film = fixture("chest_rg1_expected.png");
+    let copy = |dir: &Path| {
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "manifest.json",
+        ] {
+            std::fs::copy(bundle().join(f), dir.join(f)).unwrap();
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    copy(dir.path());
+    let weights: PathBuf = dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&weights, &bytes).unwrap();
+    assert_fails_with(
+        &ground(&film, "effusion", dir.path()),
+        "model.safetensors fails its checksum",
+    );
+
+    std::fs::remove_file(&weights).unwrap();
+    assert_fails_with(&ground(&film, "effusion", dir.path()), "model.safetensors");
+    assert_fails_with(
+        &ground(&film, "effusion", Path::new("/nonexistent-model")),
+        "is not a model folder",
+    );
+}
