@@ -3,6 +3,7 @@
 //! browser. A folder without a manifest is read as a plain HF checkpoint (no checksums).
 
 use std::collections::BTreeMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
