@@ -219,3 +219,54 @@ fn bad_weights_are_clear_errors() {
         "is not a model folder",
     );
 }
+
+#[test]
+fn data_synth_is_deterministic_and_strict_loading_fails_on_bad_rows() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for d in [&a, &b] {
+        let out = medground(&[
+            "data",
+            "synth",
+            "--n",
+            "6",
+            "--out",
+            d.path().to_str().unwrap(),
+            "--seed",
+            "9",
+            "--size",
+            "96",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let read = |d: &tempfile::TempDir, f: &str| std::fs::read(d.path().join(f)).unwrap();
+    assert_eq!(read(&a, "train.jsonl"), read(&b, "train.jsonl"));
+    for i in 0..6 {
+        let f = format!("images/train_{i:06}.png");
+        assert_eq!(read(&a, &f), read(&b, &f));
+    }
+    let jsonl = a.path().join("train.jsonl");
+    let sheet = a.path().join("sheet.png");
+    let out = medground(&[
+        "data",
+        "preview",
+        jsonl.to_str().unwrap(),
+        "--out",
+        sheet.to_str().unwrap(),
+    ]);
+    assert!(out.status.success() && sheet.exists());
+    let stats = medground(&["data", "stats", jsonl.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("total"));
+
+    let bad = fixture("mscxr/records.jsonl");
+    let out = medground(&["data", "stats", &bad]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("records.jsonl:3: missing image"));
+    assert_fails_with(
+        &medground(&["data", "stats", &bad, "--strict"]),
+        "4 unusable rows (--strict)",
+    );
+}

@@ -1,5 +1,6 @@
 //! Subcommands. Each returns a library error, which `main` prints before exiting with code 2.
 
+mod data;
 mod ground;
 mod init;
 
@@ -26,6 +27,9 @@ pub struct Cli {
 enum Command {
     /// Ground one phrase in one image (PNG, JPEG or DICOM); prints one JSON line.
     Ground(ground::Args),
+    /// Synthetic corpus, dataset statistics and previews.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
     /// Train the tiny preset's tokenizer from the project's phrase corpus.
@@ -39,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ground(args) => ground::run(args),
         Command::Init(args) => init::run(args),
+        Command::Data(cmd) => data::run(cmd),
         Command::Tokenizer { out } => init::tokenizer(&out),
     }
 }

@@ -60,9 +60,10 @@ fn side_word(side: Side, r: &mut impl Pick) -> &'static str {
     }
 }
 
-fn zone_words(zone: Zone) -> &'static [&'static str] {
+fn zone_words(zone: Zone, side: Side) -> &'static [&'static str] {
     match zone {
         Zone::Upper => &["upper lobe", "upper zone", "upper lung"],
+        Zone::Middle if side == Side::Left => &["mid lung", "lingular", "mid zone"],
         Zone::Middle => &["mid lung", "middle lobe", "mid zone"],
         Zone::Lower => &["lower lobe", "lower zone", "lung base"],
         Zone::Apical => &["apical", "apex"],
@@ -83,7 +84,7 @@ fn severity_word(severity: u8, r: &mut impl Pick) -> &'static str {
 /// One phrase for `f`, in one of several MS-CXR styles.
 pub fn phrase(f: &Finding, r: &mut impl Pick) -> String {
     let side = side_word(f.side, r);
-    let zone = r.pick(zone_words(f.zone));
+    let zone = r.pick(zone_words(f.zone, f.side));
     let sev = severity_word(f.severity, r);
     let text = match CATEGORIES[f.category] {
         "Atelectasis" => match r.below(4) {
@@ -137,17 +138,25 @@ pub fn phrase(f: &Finding, r: &mut impl Pick) -> String {
             1 => format!("pneumonia in the {side} {zone}"),
             _ => format!("{side} {zone} opacity concerning for pneumonia"),
         },
-        _ => match r.below(4) {
-            0 => format!("{sev} {side} pneumothorax"),
+        _ if f.zone == Zone::Apical => match r.below(4) {
+            0 => format!("{sev} {side} apical pneumothorax"),
             1 => format!("{side} apical pneumothorax"),
             2 => format!("apical pneumothorax on the {side}"),
-            _ => format!("{sev} {side} {zone} pneumothorax"),
+            _ => format!("{side} apical pneumothorax"),
+        },
+        _ => match r.below(3) {
+            0 => format!("{sev} {side} pneumothorax"),
+            1 => format!("{side} lateral pneumothorax"),
+            _ => format!("{sev} {side} sided pneumothorax"),
         },
     };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Anatomy phrases for the alignment stage.
+/// Category name of anatomy phrases.
+pub const ANATOMY_CATEGORY: &str = "Anatomy";
+
 pub const ANATOMY: [&str; 12] = [
     "the heart",
     "the right lung",

@@ -74,6 +74,21 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
     bytes.len() > 132 && &bytes[128..132] == b"DICM"
 }
 
+/// Width and height of an image file without decoding its pixels (DICOM: its Rows/Columns).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_size(path: &std::path::Path) -> Result<(u32, u32)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if is_dicom(&bytes) {
+        let p = dicom::decode(&bytes)?;
+        return Ok((p.width, p.height));
+    }
+    ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Image(e.to_string()))?
+        .into_dimensions()
+        .map_err(|e| Error::Image(e.to_string()))
+}
+
 /// Decodes PNG, JPEG or DICOM bytes.
 pub fn decode(bytes: &[u8]) -> Result<Picture> {
     if bytes.len() > MAX_INPUT_BYTES {

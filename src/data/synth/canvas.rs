@@ -1,0 +1,183 @@
+//! The working surface of the renderer: line integral and anatomy bits at output resolution,
+//! plus the small geometric helpers the lesions are drawn with.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::phantom::{Phantom, bits};
+use crate::protocol::answer::PixelBox;
+
+/// Structures in front of or behind the lungs on a PA film that hide a focal lesion.
+const OBSCURED: u16 =
+    bits::HEART | bits::SPINE | bits::AORTA | bits::TRACHEA | bits::LIVER | bits::STOMACH_SPLEEN;
+
+pub struct Canvas {
+    pub w: usize,
+    pub h: usize,
+    pub integral: Vec<f32>,
+    pub labels: Vec<u16>,
+}
+
+/// Inclusive pixel bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub x0: usize,
+    pub y0: usize,
+    pub x1: usize,
+    pub y1: usize,
+}
+
+impl Bounds {
+    pub fn width(&self) -> f32 {
+        (self.x1 - self.x0 + 1) as f32
+    }
+    pub fn height(&self) -> f32 {
+        (self.y1 - self.y0 + 1) as f32
+    }
+    /// As a pixel box covering whole pixels.
+    pub fn to_box(&self) -> PixelBox {
+        PixelBox {
+            x1: self.x0 as f32,
+            y1: self.y0 as f32,
+            x2: (self.x1 + 1) as f32,
+            y2: (self.y1 + 1) as f32,
+        }
+    }
+}
+
+/// Bounds of the pixels where `keep(i)` holds.
+pub fn bounds_where(w: usize, n: usize, keep: impl Fn(usize) -> bool) -> Option<Bounds> {
+    let mut b: Option<Bounds> = None;
+    for i in (0..n).filter(|&i| keep(i)) {
+        let (x, y) = (i % w, i / w);
+        b = Some(match b {
+            None => Bounds {
+                x0: x,
+                y0: y,
+                x1: x,
+                y1: y,
+            },
+            Some(b) => Bounds {
+                x0: b.x0.min(x),
+                y0: b.y0.min(y),
+                x1: b.x1.max(x),
+                y1: b.y1.max(y),
+            },
+        });
+    }
+    b
+}
+
+impl Canvas {
+    /// Resamples `p` through the affine map `m` (output pixel centre -> phantom pixel):
+    /// `sx = m[0] x + m[1] y + m[2]`, `sy = m[3] x + m[4] y + m[5]`.
+    pub fn warp(p: &Phantom, size: usize, m: [f32; 6]) -> Self {
+        let n = size * size;
+        let (mut integral, mut labels) = (vec![0.0f32; n], vec![0u16; n]);
+        for y in 0..size {
+            for x in 0..size {
+                let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+                let sx = m[0] * fx + m[1] * fy + m[2] - 0.5;
+                let sy = m[3] * fx + m[4] * fy + m[5] - 0.5;
+                if sx < 0.0 || sy < 0.0 || sx >= (p.width - 1) as f32 || sy >= (p.height - 1) as f32
+                {
+                    continue;
+                }
+                let (ix, iy) = (sx as usize, sy as usize);
+                let (ax, ay) = (sx - ix as f32, sy - iy as f32);
+                let at = |dx: usize, dy: usize| p.integral[(iy + dy) * p.width + ix + dx];
+                let top = at(0, 0) * (1.0 - ax) + at(1, 0) * ax;
+                let bottom = at(0, 1) * (1.0 - ax) + at(1, 1) * ax;
+                let o = y * size + x;
+                integral[o] = top * (1.0 - ay) + bottom * ay;
+                labels[o] = p.labels[(sy.round() as usize) * p.width + sx.round() as usize];
+            }
+        }
+        Self {
+            w: size,
+            h: size,
+            integral,
+            labels,
+        }
+    }
+
+    pub fn has(&self, i: usize, bits: u16) -> bool {
+        self.labels[i] & bits != 0
+    }
+
+    pub fn bounds(&self, bits: u16) -> Option<Bounds> {
+        bounds_where(self.w, self.labels.len(), |i| self.has(i, bits))
+    }
+
+    /// A random pixel of `bits`, clear of the mediastinum and abdomen (where a focal lesion would
+    /// hide), for which `extra(x, y)` holds.
+    pub fn sample_in(
+        &self,
+        rng: &mut ChaCha8Rng,
+        bits: u16,
+        b: Bounds,
+        extra: impl Fn(usize, usize) -> bool,
+    ) -> Option<(usize, usize)> {
+        for _ in 0..400 {
+            let x = rng.random_range(b.x0..=b.x1);
+            let y = rng.random_range(b.y0..=b.y1);
+            let i = y * self.w + x;
+            if self.has(i, bits) && !self.has(i, OBSCURED) && extra(x, y) {
+                return Some((x, y));
+            }
+        }
+        None
+    }
+
+    /// Whether the anatomy bit `bits` holds at the (rounded, clamped) point.
+    pub fn has_at(&self, x: f32, y: f32, bits: u16) -> bool {
+        if x < 0.0 || y < 0.0 {
+            return false;
+        }
+        let (x, y) = (x as usize, y as usize);
+        x < self.w && y < self.h && self.has(y * self.w + x, bits)
+    }
+}
+
+/// Gaussian-shaped elliptic blob value at `(x, y)`.
+pub fn blob(x: f32, y: f32, cx: f32, cy: f32, rx: f32, ry: f32, angle: f32) -> f32 {
+    let (s, c) = angle.sin_cos();
+    let (dx, dy) = (x - cx, y - cy);
+    let u = (dx * c + dy * s) / rx;
+    let v = (-dx * s + dy * c) / ry;
+    (-(u * u + v * v)).exp()
+}
+
+pub fn smoothstep(t: f32) -> f32 {
+    let t = t.clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+/// Cheap smooth noise in [0, 1]: a few random plane waves.
+pub struct Waves(Vec<(f32, f32, f32)>);
+
+impl Waves {
+    pub fn new(rng: &mut ChaCha8Rng, count: usize, freq: f32) -> Self {
+        Self(
+            (0..count)
+                .map(|_| {
+                    let a: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+                    let f = freq * rng.random_range(0.6..1.4);
+                    (
+                        a.cos() * f,
+                        a.sin() * f,
+                        rng.random_range(0.0..std::f32::consts::TAU),
+                    )
+                })
+                .collect(),
+        )
+    }
+    pub fn at(&self, x: f32, y: f32) -> f32 {
+        let s: f32 = self
+            .0
+            .iter()
+            .map(|(kx, ky, p)| (kx * x + ky * y + p).sin())
+            .sum();
+        0.5 + 0.5 * s / self.0.len() as f32
+    }
+}

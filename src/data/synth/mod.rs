@@ -1,0 +1,206 @@
+//! The built-in synthetic corpus: phantom films from a real CT, findings of the eight MS-CXR
+//! categories drawn where they belong, exact boxes from the lesion masks, MS-CXR-style phrases.
+//! Deterministic by (seed, split, index); validation and test use poses never seen in training.
+
+pub mod canvas;
+pub mod film;
+pub mod lesions;
+pub mod phantom;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use self::canvas::Canvas;
+pub use self::phantom::Split;
+use crate::data::phrases::{CATEGORIES, Finding, Pick, Side, Zone, phrase};
+use crate::image::Picture;
+use crate::protocol::answer::PixelBox;
+
+impl Pick for ChaCha8Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.random_range(0..n)
+    }
+}
+
+/// One finding of a synthetic film: its description and exact box.
+#[derive(Debug, Clone)]
+pub struct SynthFinding {
+    pub category: usize,
+    pub finding: Finding,
+    pub phrase: String,
+    pub box_px: PixelBox,
+}
+
+#[derive(Debug, Clone)]
+pub struct SynthSample {
+    pub picture: Picture,
+    pub findings: Vec<SynthFinding>,
+    pub pose: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Synth {
+    pub seed: u64,
+    pub split: Split,
+    /// Side of the square output, in pixels.
+    pub size: usize,
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+    z ^ (z >> 31)
+}
+
+/// A finding of `category` with side, zone and severity where that finding can be.
+fn choose_finding(category: usize, r: &mut ChaCha8Rng) -> Finding {
+    let side = if r.random_bool(0.5) {
+        Side::Left
+    } else {
+        Side::Right
+    };
+    let pick = |r: &mut ChaCha8Rng, zones: &[Zone]| zones[r.random_range(0..zones.len())];
+    let (side, zone) = match CATEGORIES[category] {
+        "Cardiomegaly" | "Edema" => (Side::Both, Zone::Whole),
+        "Pleural Effusion" => (side, Zone::Basal),
+        "Pneumothorax" => (
+            side,
+            if r.random_bool(0.6) {
+                Zone::Apical
+            } else {
+                Zone::Whole
+            },
+        ),
+        "Atelectasis" => (side, pick(r, &[Zone::Lower, Zone::Basal])),
+        "Lung Opacity" => (
+            side,
+            pick(
+                r,
+                &[Zone::Upper, Zone::Middle, Zone::Lower, Zone::Perihilar],
+            ),
+        ),
+        _ => (side, pick(r, &[Zone::Upper, Zone::Middle, Zone::Lower])),
+    };
+    Finding {
+        category,
+        side,
+        zone,
+        severity: r.random_range(0..3),
+    }
+}
+
+fn draw(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<canvas::Bounds> {
+    match CATEGORIES[f.category] {
+        "Atelectasis" => lesions::atelectasis(c, r, f),
+        "Cardiomegaly" => lesions::cardiomegaly(c, r, f),
+        "Consolidation" => lesions::airspace(c, r, f, false),
+        "Edema" => lesions::edema(c, r, f),
+        "Lung Opacity" => lesions::lung_opacity(c, r, f),
+        "Pleural Effusion" => lesions::pleural_effusion(c, r, f),
+        "Pneumonia" => lesions::airspace(c, r, f, true),
+        _ => lesions::pneumothorax(c, r, f),
+    }
+}
+
+impl Synth {
+    pub fn new(seed: u64, split: Split, size: usize) -> Self {
+        Self { seed, split, size }
+    }
+
+    /// Sample `index` of this corpus; `categories` restricts the first finding's category.
+    pub fn sample(&self, index: u64) -> SynthSample {
+        let salt = match self.split {
+            Split::Train => 0x7472,
+            Split::Val => 0x7661,
+            Split::Test => 0x7465,
+        };
+        let mut r =
+            ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(salt) ^ mix(index.wrapping_add(1))));
+        let poses = phantom::poses(self.split);
+        let pose = poses[r.random_range(0..poses.len())];
+        let p = &phantom::phantoms()[pose];
+        let size = self.size as f32;
+        // Crop (aspect jitter), shift and rotation of the phantom into the square output.
+        // The CT reaches into the upper abdomen: centre the crop on the thorax.
+        let (cw, ch) = (
+            p.width as f32 * r.random_range(0.84..1.0),
+            p.height as f32 * r.random_range(0.72..0.88),
+        );
+        let (cx, cy) = (
+            p.width as f32 * (0.5 + r.random_range(-0.04..0.04)),
+            p.height as f32 * (0.43 + r.random_range(-0.03..0.03)),
+        );
+        let (s, co) = r.random_range(-0.08f32..0.08).sin_cos();
+        let (ax, ay) = (cw / size, ch / size);
+        let m = [
+            co * ax,
+            -s * ay,
+            cx - (co * ax - s * ay) * size / 2.0,
+            s * ax,
+            co * ay,
+            cy - (s * ax + co * ay) * size / 2.0,
+        ];
+        let mut canvas = Canvas::warp(p, self.size, m);
+        let wanted = if r.random_bool(0.7) {
+            1
+        } else if r.random_bool(0.8) {
+            2
+        } else {
+            3
+        };
+        let mut findings: Vec<SynthFinding> = Vec::new();
+        for _ in 0..12 {
+            if findings.len() == wanted {
+                break;
+            }
+            let category = r.random_range(0..CATEGORIES.len());
+            if findings.iter().any(|f| f.category == category) {
+                continue;
+            }
+            let finding = choose_finding(category, &mut r);
+            if let Some(b) = draw(&mut canvas, &mut r, &finding) {
+                let phrase = phrase(&finding, &mut r);
+                findings.push(SynthFinding {
+                    category,
+                    finding,
+                    phrase,
+                    box_px: b.to_box(),
+                });
+            }
+        }
+        let data = film::expose(&canvas, &mut r);
+        let picture =
+            Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");
+        SynthSample {
+            picture,
+            findings,
+            pose,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let a = Synth::new(1, Split::Train, 128).sample(5);
+        let b = Synth::new(1, Split::Train, 128).sample(5);
+        assert_eq!(a.picture, b.picture);
+        assert_eq!(a.findings.len(), b.findings.len());
+        assert_ne!(
+            Synth::new(2, Split::Train, 128).sample(5).picture,
+            a.picture
+        );
+    }
+
+    #[test]
+    fn splits_use_their_own_poses() {
+        for i in 0..20 {
+            let s = Synth::new(0, Split::Test, 64).sample(i);
+            assert_eq!(phantom::phantoms()[s.pose].split, Split::Test);
+        }
+    }
+}

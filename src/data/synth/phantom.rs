@@ -1,0 +1,171 @@
+//! The phantom films rendered by `tools/assets/render_phantoms.py` from a real chest CT: per pose,
+//! the line integral of attenuation and a bit mask of projected anatomy. Embedded in the binary,
+//! decoded once.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Anatomy bits of the label maps, in the order of `phantoms.json`'s `label_bits`.
+pub mod bits {
+    pub const LUNG_UPPER_LEFT: u16 = 1 << 0;
+    pub const LUNG_LOWER_LEFT: u16 = 1 << 1;
+    pub const LUNG_UPPER_RIGHT: u16 = 1 << 2;
+    pub const LUNG_MIDDLE_RIGHT: u16 = 1 << 3;
+    pub const LUNG_LOWER_RIGHT: u16 = 1 << 4;
+    pub const HEART: u16 = 1 << 5;
+    pub const TRACHEA: u16 = 1 << 6;
+    pub const RIBS: u16 = 1 << 7;
+    pub const CLAVICLES: u16 = 1 << 8;
+    pub const SPINE: u16 = 1 << 9;
+    pub const LIVER: u16 = 1 << 10;
+    pub const STOMACH_SPLEEN: u16 = 1 << 11;
+    pub const AORTA: u16 = 1 << 12;
+    pub const SCAPULAE: u16 = 1 << 13;
+    pub const LEFT_LUNG: u16 = LUNG_UPPER_LEFT | LUNG_LOWER_LEFT;
+    pub const RIGHT_LUNG: u16 = LUNG_UPPER_RIGHT | LUNG_MIDDLE_RIGHT | LUNG_LOWER_RIGHT;
+    pub const LUNGS: u16 = LEFT_LUNG | RIGHT_LUNG;
+}
+
+pub const NAMES: [&str; 14] = [
+    "lung_upper_left",
+    "lung_lower_left",
+    "lung_upper_right",
+    "lung_middle_right",
+    "lung_lower_right",
+    "heart",
+    "trachea",
+    "ribs",
+    "clavicles",
+    "spine",
+    "liver",
+    "stomach_spleen",
+    "aorta",
+    "scapulae",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+/// One pose: line integral (attenuation, mm * 1/mm) and anatomy bits, `width x height`.
+pub struct Phantom {
+    pub width: usize,
+    pub height: usize,
+    pub integral: Vec<f32>,
+    pub labels: Vec<u16>,
+    pub split: Split,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    integral_scale: f32,
+    label_bits: Vec<String>,
+    poses: Vec<PoseMeta>,
+}
+
+#[derive(Deserialize)]
+struct PoseMeta {
+    split: Split,
+}
+
+macro_rules! pose_files {
+    ($($n:literal),*) => {
+        [$((
+            include_bytes!(concat!("../../../assets/phantoms/pose_", $n, ".png")).as_slice(),
+            include_bytes!(concat!("../../../assets/phantoms/pose_", $n, "_labels.png")).as_slice(),
+        )),*]
+    };
+}
+
+static FILES: [(&[u8], &[u8]); 16] = pose_files!(
+    "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15"
+);
+static META: &str = include_str!("../../../assets/phantoms/phantoms.json");
+
+fn decode16(bytes: &[u8]) -> Result<(usize, usize, Vec<u16>)> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::Other(format!("phantom: {e}")))?
+        .into_luma16();
+    Ok((img.width() as usize, img.height() as usize, img.into_raw()))
+}
+
+fn load() -> Result<Vec<Phantom>> {
+    let meta: Meta =
+        serde_json::from_str(META).map_err(|e| Error::Other(format!("phantoms.json: {e}")))?;
+    if meta.label_bits != NAMES || meta.poses.len() != FILES.len() {
+        return Err(Error::Other(
+            "phantoms.json does not match this build".into(),
+        ));
+    }
+    FILES
+        .iter()
+        .zip(&meta.poses)
+        .map(|((img, lab), pose)| {
+            let (width, height, raw) = decode16(img)?;
+            let (_, _, labels) = decode16(lab)?;
+            let integral = raw
+                .iter()
+                .map(|&v| v as f32 / 65535.0 * meta.integral_scale)
+                .collect();
+            Ok(Phantom {
+                width,
+                height,
+                integral,
+                labels,
+                split: pose.split,
+            })
+        })
+        .collect()
+}
+
+/// All poses, decoded on first use.
+pub fn phantoms() -> &'static [Phantom] {
+    static CELL: OnceLock<Vec<Phantom>> = OnceLock::new();
+    CELL.get_or_init(|| load().expect("embedded phantoms decode"))
+}
+
+/// Indices of the poses of `split`.
+pub fn poses(split: Split) -> Vec<usize> {
+    phantoms()
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.split == split)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poses_decode_with_anatomy_where_it_belongs() {
+        let all = phantoms();
+        assert_eq!(all.len(), 16);
+        let p = &all[0];
+        assert_eq!(p.integral.len(), p.width * p.height);
+        // Heart mostly on the image's right half (patient's left on a PA film).
+        let (mut left, mut right) = (0, 0);
+        for (i, &l) in p.labels.iter().enumerate() {
+            if l & bits::HEART != 0 {
+                if i % p.width < p.width / 2 {
+                    left += 1
+                } else {
+                    right += 1
+                }
+            }
+        }
+        assert!(right > left, "heart: {left} left, {right} right");
+        // The splits never share a pose.
+        let (tr, va, te) = (poses(Split::Train), poses(Split::Val), poses(Split::Test));
+        assert!(!tr.is_empty() && !va.is_empty() && !te.is_empty());
+        assert!(tr.iter().all(|i| !va.contains(i) && !te.contains(i)));
+    }
+}
