@@ -89,8 +89,8 @@ impl Grounder {
             .reshape([1, 3, s, s])
     }
 
-    pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
-        let start = web_time::Instant::now();
+    /// The model's constrained answer text for `phrase` on `picture`, and its confidence.
+    pub async fn answer_async(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
         let ids = self.prompt_ids(phrase, 0)?;
         let batch = Batch {
             ids: vec![ids],
@@ -101,16 +101,30 @@ impl Grounder {
             vocab: &self.tokens.answer_vocab,
         };
         let generation = generate(&self.model, embeds, policy).await?;
-        let text = self.tokens.decode(&generation.tokens)?;
+        Ok((
+            self.tokens.decode(&generation.tokens)?,
+            generation.confidence(),
+        ))
+    }
+
+    pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
+        let start = web_time::Instant::now();
+        let (text, confidence) = self.answer_async(picture, phrase).await?;
         let grid = GridBox::parse(&text)?;
         let PixelBox { x1, y1, x2, y2 } = grid.to_pixels(picture.width, picture.height);
         Ok(Grounding {
             box_px: [x1, y1, x2, y2],
             box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
             text,
-            confidence: generation.confidence(),
+            confidence,
             ms: start.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+
+    /// Blocking form of [`Self::answer_async`] for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn answer(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
+        pollster::block_on(self.answer_async(picture, phrase))
     }
 
     /// Blocking form for native callers.

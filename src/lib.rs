@@ -7,6 +7,8 @@
 pub mod data;
 pub mod device;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
 pub mod grounder;
 pub mod image;
 pub mod model;
@@ -14,5 +16,7 @@ pub mod model;
 pub use error::{Error, Result};
 pub mod protocol;
 pub mod tokens;
+#[cfg(feature = "cli")]
+pub mod train;
 pub mod weights;
 pub use grounder::{Grounder, Grounding};

@@ -1,8 +1,11 @@
 //! Subcommands. Each returns a library error, which `main` prints before exiting with code 2.
 
 mod data;
+mod eval;
+mod export;
 mod ground;
 mod init;
+mod train;
 
 use std::path::PathBuf;
 
@@ -30,6 +33,14 @@ enum Command {
     /// Synthetic corpus, dataset statistics and previews.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Fine-tune: stage 1 (alignment of the tiny base) or stage 2 (PFMVG: LoRA + connector).
+    Train(train::TrainArgs),
+    /// Per-category table (N, mIoU, Acc@0.3/0.5/0.7, malformed) of a model on a dataset.
+    Eval(eval::EvalArgs),
+    /// A run's last checkpoint -> browser bundle (LoRA merged) and PEFT adapter.
+    Export(export::ExportArgs),
+    /// Merge an HF PEFT LoRA adapter into a base bundle.
+    ImportPeft(export::ImportArgs),
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
     /// Train the tiny preset's tokenizer from the project's phrase corpus.
@@ -44,6 +55,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ground(args) => ground::run(args),
         Command::Init(args) => init::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Train(args) => train::run_cmd(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::export(args),
+        Command::ImportPeft(args) => export::import(args),
         Command::Tokenizer { out } => init::tokenizer(&out),
     }
 }

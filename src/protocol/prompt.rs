@@ -23,11 +23,13 @@ pub const END_OF_UTTERANCE: &str = "<end_of_utterance>";
 /// Longest phrase accepted, in characters (the token budget is checked separately).
 pub const MAX_PHRASE_CHARS: usize = 300;
 
-/// A prompt for one phrase and one image.
+/// The instruction of the alignment stage's description task.
+pub const CAPTION: &str = "[caption] list the findings";
+
+/// A prompt for one image: a phrase to locate, or the description task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
-    pub phrase: String,
-    pub template: usize,
+    instruction: String,
 }
 
 impl Prompt {
@@ -50,15 +52,21 @@ impl Prompt {
         if template >= TEMPLATES.len() {
             return Err(Error::Phrase(format!("no instruction template {template}")));
         }
-        Ok(Self { phrase, template })
+        Ok(Self {
+            instruction: format!("[refer] {}", TEMPLATES[template].replace("{}", &phrase)),
+        })
+    }
+
+    /// The description task of the alignment stage.
+    pub fn caption() -> Self {
+        Self {
+            instruction: CAPTION.into(),
+        }
     }
 
     /// The instruction: `[refer] give me the location of {phrase}`.
-    pub fn instruction(&self) -> String {
-        format!(
-            "[refer] {}",
-            TEMPLATES[self.template].replace("{}", &self.phrase)
-        )
+    pub fn instruction(&self) -> &str {
+        &self.instruction
     }
 
     /// The full text fed to the model, with `image_tokens` placeholders.

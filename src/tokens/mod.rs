@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::constrain::AnswerVocab;
 use crate::protocol::prompt::{END_OF_UTTERANCE, IMAGE_TOKEN};
 
+#[derive(Clone)]
 pub struct Tokens {
     tokenizer: Tokenizer,
     pub end_of_utterance: u32,

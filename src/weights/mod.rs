@@ -2,6 +2,7 @@
 //! and HF checkpoints are one format) and our bundle folder with its manifest of checksums.
 
 pub mod bundle;
+pub mod peft;
 pub mod safetensors;
 
 pub use bundle::{Bundle, Dtype};

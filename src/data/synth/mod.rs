@@ -35,7 +35,61 @@ pub struct SynthFinding {
 pub struct SynthSample {
     pub picture: Picture,
     pub findings: Vec<SynthFinding>,
+    /// Anatomy phrases (`phrases::ANATOMY`) with the boxes of their projected structures.
+    pub anatomy: Vec<(&'static str, PixelBox)>,
     pub pose: usize,
+}
+
+/// Boxes of the anatomy phrases on a canvas, from its label bits.
+fn anatomy(c: &Canvas) -> Vec<(&'static str, PixelBox)> {
+    use self::phantom::bits::*;
+    let mut out = Vec::new();
+    let structures: [(&'static str, u16); 8] = [
+        ("the heart", HEART),
+        ("the right lung", RIGHT_LUNG),
+        ("the left lung", LEFT_LUNG),
+        ("the right upper lobe", LUNG_UPPER_RIGHT),
+        ("the left upper lobe", LUNG_UPPER_LEFT),
+        ("the right lower lobe", LUNG_LOWER_RIGHT),
+        ("the left lower lobe", LUNG_LOWER_LEFT),
+        ("the trachea", TRACHEA),
+    ];
+    for (name, bits) in structures {
+        if let Some(b) = c.bounds(bits) {
+            out.push((name, b.to_box()));
+        }
+    }
+    // Hemidiaphragm: the bottom tenth of each lung; costophrenic angle: its lateral third.
+    for (side, bits, lateral_right) in [("right", RIGHT_LUNG, false), ("left", LEFT_LUNG, true)] {
+        if let Some(b) = c.bounds(bits) {
+            let mut dome = b.to_box();
+            dome.y1 = dome.y2 - 0.12 * (dome.y2 - dome.y1);
+            let w = dome.x2 - dome.x1;
+            let mut angle = dome;
+            if lateral_right {
+                angle.x1 = angle.x2 - w / 3.0
+            } else {
+                angle.x2 = angle.x1 + w / 3.0
+            }
+            out.push((
+                if side == "right" {
+                    "the right hemidiaphragm"
+                } else {
+                    "the left hemidiaphragm"
+                },
+                dome,
+            ));
+            out.push((
+                if side == "right" {
+                    "the right costophrenic angle"
+                } else {
+                    "the left costophrenic angle"
+                },
+                angle,
+            ));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -169,11 +223,13 @@ impl Synth {
                 });
             }
         }
+        let anatomy = anatomy(&canvas);
         let data = film::expose(&canvas, &mut r);
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");
         SynthSample {
             picture,
+            anatomy,
             findings,
             pose,
         }

@@ -1,0 +1,96 @@
+//! `eval DATASET --model DIR`: the paper's per-category table (Markdown and JSON) and a PNG sheet
+//! of predictions (red) against ground truth (green).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::ProgressBar;
+use medground::data::open;
+use medground::data::preview::{Tile, sheet};
+use medground::eval::evaluate;
+use medground::weights::Bundle;
+use medground::{Error, Grounder, Result};
+
+use super::DEMO_MODEL;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A .jsonl, MS-CXR .csv/.json, or synth:N[:split[:seed]].
+    dataset: String,
+    #[arg(long)]
+    images: Option<PathBuf>,
+    #[arg(long, default_value = DEMO_MODEL)]
+    model: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Write table.md, table.json and predictions.png here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    table(
+        &a.dataset,
+        a.images.as_deref(),
+        &a.model,
+        &a.device,
+        a.out.as_deref(),
+    )
+}
+
+pub fn table(
+    dataset: &str,
+    images: Option<&Path>,
+    model: &Path,
+    device: &str,
+    out: Option<&Path>,
+) -> Result<()> {
+    let device = medground::device::parse(device)?;
+    let g = Grounder::from_bundle(&Bundle::read_dir(model)?, &device)?;
+    let loaded = open(dataset, images, g.config.vision_config.image_size)?;
+    for p in loaded.problems.iter().take(10) {
+        eprintln!("skipped {p}");
+    }
+    let records = loaded.records;
+    if records.is_empty() {
+        return Err(Error::Other(format!("{dataset}: no usable records")));
+    }
+    let bar = ProgressBar::new(records.len() as u64);
+    let e = evaluate(&g, &records, |i| bar.set_position(i as u64))?;
+    bar.finish_and_clear();
+    let t = e.table();
+    println!("{}", t.markdown());
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let write = |name: &str, text: String| {
+            std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e))
+        };
+        write("table.md", t.markdown())?;
+        write(
+            "table.json",
+            serde_json::to_string_pretty(&t).expect("table serialises"),
+        )?;
+        let shown: Vec<_> = e.predictions.iter().take(32).collect();
+        let pictures = shown
+            .iter()
+            .map(|p| records[p.record].picture())
+            .collect::<Result<Vec<_>>>()?;
+        let tiles: Vec<Tile> = shown
+            .iter()
+            .zip(&pictures)
+            .map(|(p, pic)| {
+                let r = &records[p.record];
+                let mut boxes = vec![(r.box_px, [60, 220, 90], r.phrase.clone())];
+                if let Some(b) = p.box_px {
+                    boxes.push((b, [255, 60, 60], format!("IoU {:.2}", p.iou)));
+                }
+                Tile {
+                    picture: pic,
+                    boxes,
+                }
+            })
+            .collect();
+        super::data::save(&sheet(&tiles, 8, 224), &out.join("predictions.png"))?;
+    }
+    Ok(())
+}

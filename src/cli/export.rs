@@ -1,0 +1,61 @@
+//! `export` (a run's checkpoint -> browser bundle + PEFT adapter) and `import-peft` (a PEFT
+//! adapter trained elsewhere -> a bundle, merged into its base).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use medground::weights::{Bundle, peft};
+use medground::{Error, Result};
+
+use super::init::{DtypeArg, read};
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A training run folder (its config.toml and last checkpoint).
+    #[arg(long)]
+    run: PathBuf,
+    /// Output folder: bundle/ and, for stage 2, adapter/.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "f16")]
+    dtype: DtypeArg,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The base bundle the adapter was trained on.
+    #[arg(long)]
+    base: PathBuf,
+    /// Folder with adapter_config.json and adapter_model.safetensors.
+    #[arg(long)]
+    adapter: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let dir = medground::train::run::export(&a.run, &a.out, a.dtype.into())?;
+    let bundle = Bundle::read_dir(&dir)?;
+    for (name, entry) in &bundle
+        .manifest
+        .as_ref()
+        .expect("written with a manifest")
+        .files
+    {
+        eprintln!("{name}: {} bytes, sha256 {}", entry.size, entry.sha256);
+    }
+    Ok(())
+}
+
+pub fn import(a: ImportArgs) -> Result<()> {
+    let base = Bundle::read_dir(&a.base)?;
+    let config = read(&a.adapter.join(peft::CONFIG))?;
+    let weights = read(&a.adapter.join(peft::WEIGHTS_FILE))?;
+    let merged = peft::merge(&base, &config, &weights)?;
+    merged.write_dir(&a.out)?;
+    eprintln!("wrote {}", a.out.display());
+    if !a.out.join("manifest.json").exists() {
+        return Err(Error::Other("no manifest written".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `train`: a stage from a TOML config or a preset, printed at start; ends with an eval table.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use medground::train::{TrainConfig, run::run};
+use medground::{Error, Result};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// TOML config (see `configs/`); without it, --preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// stage1 (alignment of the tiny base), stage2 (PFMVG with LoRA), paper (stage 2, r 64, alpha 16).
+    #[arg(long, default_value = "stage2")]
+    preset: String,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    out: Option<String>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    base: Option<String>,
+    /// cpu, wgpu, vulkan or cuda[:N].
+    #[arg(long)]
+    device: Option<String>,
+    /// Evaluate on this dataset at the end (default: the synthetic test split).
+    #[arg(long, default_value = "synth:200:test")]
+    eval: String,
+}
+
+pub fn run_cmd(args: TrainArgs) -> Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            TrainConfig::from_toml(&std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?)?
+        }
+        None => TrainConfig::preset(&args.preset)?,
+    };
+    if let Some(out) = args.out {
+        cfg.run.out = out;
+    }
+    if let Some(steps) = args.steps {
+        cfg.optim.steps = steps;
+        cfg.optim.warmup_steps = cfg.optim.warmup_steps.min(steps / 4);
+    }
+    if let Some(base) = args.base {
+        cfg.base = base;
+    }
+    if let Some(device) = args.device {
+        cfg.run.device = device;
+    }
+    eprintln!("{}", cfg.to_toml());
+    let finished = run(&cfg, args.resume)?;
+    eprintln!(
+        "done: bundle in {}; validation Acc@0.5 {:.3}, mIoU {:.3}",
+        finished.bundle.display(),
+        finished.val_acc50,
+        finished.val_miou
+    );
+    super::eval::table(&args.eval, None, &finished.bundle, &cfg.run.device, None)
+}

@@ -1,0 +1,142 @@
+//! Training examples (an image, a prompt, the answer text) from the synthetic stream or a
+//! dataset, in a data order fixed by (seed, index) so a resumed run sees what an uninterrupted
+//! one would; and their assembly into padded batches with answer-only targets.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::record::Record;
+use crate::data::synth::Synth;
+use crate::error::Result;
+use crate::image::{Picture, preprocess::model_input};
+use crate::model::{Batch, Idefics3Config};
+use crate::protocol::GridBox;
+use crate::protocol::answer::PixelBox;
+use crate::protocol::prompt::{Prompt, TEMPLATES, target};
+use crate::tokens::Tokens;
+
+pub struct Example {
+    pub picture: Arc<Picture>,
+    pub prompt: Prompt,
+    pub answer: String,
+}
+
+/// Where training examples come from.
+pub enum Source {
+    /// Synthetic films, generated on the fly. Stage 1 asks for anatomy boxes and descriptions,
+    /// stage 2 for the findings' boxes.
+    Synth {
+        synth: Synth,
+        stage: u8,
+    },
+    Records(Vec<Record>),
+}
+
+fn refer(picture: Arc<Picture>, phrase: &str, b: &PixelBox, template: usize) -> Result<Example> {
+    let answer = GridBox::from_pixels(b, picture.width, picture.height).to_text();
+    Ok(Example {
+        prompt: Prompt::new(phrase, template)?,
+        picture,
+        answer,
+    })
+}
+
+impl Source {
+    /// Example number `index` of the run seeded `seed`.
+    pub fn example(&self, index: u64, seed: u64) -> Result<Example> {
+        let mut r = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E3779B97F4A7C15));
+        let template = r.random_range(0..TEMPLATES.len());
+        match self {
+            Source::Synth { synth, stage } => {
+                let s = synth.sample(index);
+                let picture = Arc::new(s.picture);
+                let findings = &s.findings;
+                if *stage >= 2 && !findings.is_empty() {
+                    let f = &findings[r.random_range(0..findings.len())];
+                    return refer(picture, &f.phrase, &f.box_px, template);
+                }
+                if r.random_bool(0.35) || s.anatomy.is_empty() {
+                    let mut phrases: Vec<&str> =
+                        findings.iter().map(|f| f.phrase.as_str()).collect();
+                    phrases.sort();
+                    let answer = if phrases.is_empty() {
+                        "no finding".to_string()
+                    } else {
+                        phrases.join("; ")
+                    };
+                    return Ok(Example {
+                        picture,
+                        prompt: Prompt::caption(),
+                        answer,
+                    });
+                }
+                let (name, b) = s.anatomy[r.random_range(0..s.anatomy.len())];
+                refer(picture, name, &b, template)
+            }
+            Source::Records(records) => {
+                // A fresh permutation each epoch, fixed by the seed.
+                let n = records.len() as u64;
+                let (epoch, k) = (index / n, index % n);
+                let mut order: Vec<usize> = (0..records.len()).collect();
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                    seed ^ epoch.wrapping_mul(0xA24BAED4963EE407),
+                ));
+                let rec = &records[order[k as usize]];
+                refer(rec.picture()?, &rec.phrase, &rec.box_px, template)
+            }
+        }
+    }
+}
+
+/// Padded token rows, pixels, and the (flat position, token) pairs the loss is taken on.
+pub struct TrainBatch {
+    pub batch: Batch,
+    pub targets: Vec<(usize, u32)>,
+    /// Sequence length after padding.
+    pub seq: usize,
+}
+
+pub const PAD: u32 = 0;
+
+pub fn build(
+    examples: &[Example],
+    tokens: &Tokens,
+    config: &Idefics3Config,
+    device: &Device,
+) -> Result<TrainBatch> {
+    let n_img = config.image_seq_len();
+    let size = config.vision_config.image_size;
+    let mut rows = Vec::with_capacity(examples.len());
+    let mut answers = Vec::with_capacity(examples.len());
+    for e in examples {
+        let prompt = tokens.encode(&e.prompt.render(n_img))?;
+        let answer = tokens.encode(&target(&e.answer))?;
+        answers.push((prompt.len(), answer.len()));
+        rows.push([prompt, answer].concat());
+    }
+    let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut targets = Vec::new();
+    for (k, row) in rows.iter_mut().enumerate() {
+        let (p, a) = answers[k];
+        for j in 0..a {
+            targets.push((k * seq + p - 1 + j, row[p + j]));
+        }
+        row.resize(seq, PAD);
+    }
+    let mut pixels = Vec::with_capacity(examples.len() * 3 * size * size);
+    for e in examples {
+        pixels.extend(model_input(&e.picture, size as u32));
+    }
+    let b = examples.len();
+    let pixels = Tensor::<1>::from_data(TensorData::new(pixels, [b * 3 * size * size]), device)
+        .reshape([b, 3, size, size]);
+    Ok(TrainBatch {
+        batch: Batch { ids: rows, pixels },
+        targets,
+        seq,
+    })
+}

@@ -1,0 +1,174 @@
+//! Training configuration: one TOML file per stage (printed at start), with presets.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// 1: alignment (the whole tiny model learns anatomy grounding and film descriptions);
+    /// 2: PFMVG (vision frozen, connector trained, LoRA on the text model).
+    pub stage: u8,
+    /// Starting bundle; "tiny" starts the tiny preset from random weights.
+    pub base: String,
+    pub lora: LoraConfig,
+    pub optim: OptimConfig,
+    pub data: DataConfig,
+    pub run: RunConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    /// Regex over parameter paths that receive adapters (2-D weights only).
+    pub targets: String,
+    /// Also train the connector (the paper trains its projector).
+    pub train_connector: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub steps: usize,
+    /// Samples per micro-batch.
+    pub batch: usize,
+    /// Micro-batches per optimizer step.
+    pub accumulate: usize,
+    /// Per-tensor gradient norm clipping (Burn clips each tensor on its own).
+    pub clip_norm: f32,
+    pub weight_decay: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// "synth" streams synthetic films; otherwise a dataset file (see `data::open`).
+    pub train: String,
+    /// Validation set, e.g. "synth:200:val".
+    pub val: String,
+    /// Image root for MS-CXR files.
+    #[serde(default)]
+    pub images: Option<String>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub out: String,
+    pub checkpoint_every: usize,
+    pub eval_every: usize,
+    pub device: String,
+}
+
+/// Adapters on the text model's query and value projections, as the paper.
+pub const PAPER_TARGETS: &str =
+    r"^model\.text_model\.layers\.[0-9]+\.self_attn\.(q_proj|v_proj)\.weight$";
+
+impl TrainConfig {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(format!("training config: {e}")))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// A named preset: `stage1` (alignment of the tiny base), `stage2` (PFMVG on the shipped
+    /// base), `paper` (stage 2 with the paper's r = 64, alpha = 16).
+    pub fn preset(name: &str) -> Result<Self> {
+        let stage1 = TrainConfig {
+            stage: 1,
+            base: "tiny".into(),
+            lora: LoraConfig {
+                rank: 0,
+                alpha: 0.0,
+                targets: String::new(),
+                train_connector: true,
+            },
+            optim: OptimConfig {
+                lr: 1e-3,
+                warmup_steps: 100,
+                steps: 3000,
+                batch: 16,
+                accumulate: 1,
+                clip_norm: 1.0,
+                weight_decay: 0.01,
+            },
+            data: DataConfig {
+                train: "synth".into(),
+                val: "synth:96:val".into(),
+                images: None,
+                seed: 0,
+            },
+            run: RunConfig {
+                out: "runs/stage1".into(),
+                checkpoint_every: 100,
+                eval_every: 500,
+                device: "cpu".into(),
+            },
+        };
+        match name {
+            "stage1" => Ok(stage1),
+            "stage2" | "paper" => {
+                let mut c = stage1;
+                c.stage = 2;
+                c.base = "assets/base".into();
+                c.lora = LoraConfig {
+                    rank: if name == "paper" { 64 } else { 16 },
+                    alpha: if name == "paper" { 16.0 } else { 32.0 },
+                    targets: PAPER_TARGETS.into(),
+                    train_connector: true,
+                };
+                c.optim.lr = 1e-3;
+                c.optim.steps = 1500;
+                c.optim.warmup_steps = 50;
+                c.run.out = "runs/stage2".into();
+                Ok(c)
+            }
+            _ => Err(Error::Config(format!(
+                "unknown preset {name:?}: use stage1, stage2 or paper"
+            ))),
+        }
+    }
+
+    /// Learning rate at `step` (0-based): linear warmup, then cosine decay to 5% of the peak.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let o = &self.optim;
+        if step < o.warmup_steps {
+            return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
+        }
+        let t = (step - o.warmup_steps) as f64 / (o.steps - o.warmup_steps).max(1) as f64;
+        let floor = 0.05 * o.lr;
+        floor + (o.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_round_trip_through_toml() {
+        for name in ["stage1", "stage2", "paper"] {
+            let c = TrainConfig::preset(name).unwrap();
+            assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+        }
+        assert_eq!(TrainConfig::preset("paper").unwrap().lora.rank, 64);
+        assert!(TrainConfig::from_toml("stage = 1\nbogus = 2").is_err());
+    }
+
+    #[test]
+    fn warmup_then_cosine() {
+        let c = TrainConfig::preset("stage1").unwrap();
+        assert!(c.lr_at(0) < c.lr_at(50));
+        assert!((c.lr_at(99) - c.optim.lr).abs() < 1e-12);
+        assert!(c.lr_at(1500) < c.optim.lr && c.lr_at(1500) > c.lr_at(2900));
+        assert!((c.lr_at(c.optim.steps) - 0.05 * c.optim.lr).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,10 @@
+//! Training: the paper's two stages with LoRA, natively (CPU, wgpu, CUDA).
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod loss;
+pub mod plot;
+pub mod run;
+
+pub use config::TrainConfig;

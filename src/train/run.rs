@@ -1,0 +1,343 @@
+//! The training loop: AdamW, warmup then cosine, per-tensor gradient clipping, gradient
+//! accumulation, checkpoints with resume, validation, a progress bar, a CSV log and a plot.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{Lora, Module, ParamGroup};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::batch::{Source, build};
+use super::checkpoint::{self, Progress};
+use super::config::TrainConfig;
+use super::loss::answer_loss;
+use crate::data::synth::{Split, Synth};
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::grounder::Grounder;
+use crate::model::{Idefics3, Idefics3Config};
+use crate::tokens::Tokens;
+use crate::weights::{Bundle, Dtype, bundle, safetensors};
+
+/// Where the tiny preset's tokenizer lives.
+pub const TOKENIZER: &str = "assets/tokenizer.json";
+
+/// What a finished run leaves: `out/bundle` (merged weights), `out/adapter` (PEFT, stage 2),
+/// the last validation figures, and the trained model itself (unmerged).
+pub struct Finished {
+    pub bundle: PathBuf,
+    pub model: Idefics3,
+    pub val_acc50: f32,
+    pub val_miou: f32,
+    pub trainable: usize,
+    pub total: usize,
+}
+
+/// The starting model and its tokenizer on `device`.
+fn base(cfg: &TrainConfig, device: &Device) -> Result<(Idefics3, Idefics3Config, Tokens, Vec<u8>)> {
+    if cfg.base == "tiny" {
+        let json = std::fs::read(TOKENIZER).map_err(|e| Error::io(TOKENIZER, e))?;
+        let tokens = Tokens::from_bytes(&json)?;
+        let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
+        device.seed(cfg.data.seed);
+        return Ok((Idefics3::new(&config, device), config, tokens, json));
+    }
+    let b = Bundle::read_dir(Path::new(&cfg.base))?;
+    let g = Grounder::from_bundle(&b, device)?;
+    Ok((
+        g.model,
+        g.config,
+        g.tokens,
+        b.file(bundle::TOKENIZER).to_vec(),
+    ))
+}
+
+/// Stage 2: vision frozen, LoRA on the target weights, connector trained.
+fn adapt(model: Idefics3, cfg: &TrainConfig, device: &Device) -> Result<Idefics3> {
+    let l = &cfg.lora;
+    let targets = ParamGroup::from_regex(&l.targets)
+        .map_err(|e| Error::Config(format!("lora.targets: {e:?}")))?;
+    device.seed(cfg.data.seed.wrapping_add(1));
+    let model = model.apply_lora(Lora::new(l.rank, l.alpha).set_param_group(targets));
+    Ok(if l.train_connector {
+        model.unfreeze_group(ParamGroup::from_regex(r"^model\.connector\.").expect("valid regex"))
+    } else {
+        model
+    })
+}
+
+/// Counts the parameters that receive gradients (LoRA factors, thawed weights).
+#[derive(Default)]
+struct Trainable(usize);
+
+impl burn::module::ModuleVisitor for Trainable {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        if param.val().is_require_grad() {
+            self.0 += param.lazy_shape().num_elements();
+        }
+    }
+}
+
+pub fn trainable_params<M: Module>(model: &M) -> usize {
+    let mut v = Trainable::default();
+    model.visit(&mut v);
+    v.0
+}
+
+pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
+    let out = PathBuf::from(&cfg.run.out);
+    let found = checkpoint::latest(&out);
+    if found.is_some() && !resume {
+        return Err(Error::Other(format!(
+            "{} holds a checkpoint: pass --resume to continue it, or choose another --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml())
+        .map_err(|e| Error::io(out.join("config.toml"), e))?;
+    let device = crate::device::parse(&cfg.run.device)?.autodiff();
+    let (mut model, config, tokens, tokenizer_json) = prepare(cfg, &device)?;
+    let total = model.num_params();
+    let trainable = trainable_params(&model);
+    eprintln!(
+        "trainable parameters: {trainable} of {total} ({:.2}%)",
+        100.0 * trainable as f64 / total as f64
+    );
+    let o = &cfg.optim;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(o.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(o.clip_norm)))
+        .init();
+    let mut progress = Progress {
+        step: 0,
+        samples: 0,
+    };
+    if let Some(dir) = found {
+        let (m, opt, p) = checkpoint::load(&dir, model, optim)?;
+        (model, optim, progress) = (m, opt, p);
+        eprintln!("resumed from {} at step {}", dir.display(), progress.step);
+    }
+    let source = match cfg.data.train.as_str() {
+        "synth" => Source::Synth {
+            synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size),
+            stage: cfg.stage,
+        },
+        spec => {
+            let images = cfg.data.images.as_deref().map(Path::new);
+            Source::Records(
+                crate::data::open(spec, images, config.vision_config.image_size)?.records,
+            )
+        }
+    };
+    let val = crate::data::open(
+        &cfg.data.val,
+        cfg.data.images.as_deref().map(Path::new),
+        config.vision_config.image_size,
+    )?
+    .records;
+    let mut log = Log::open(&out, progress.step)?;
+    let bar = ProgressBar::new(o.steps as u64).with_position(progress.step as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
+        )
+        .expect("template"),
+    );
+    let (mut acc50, mut miou) = (f32::NAN, f32::NAN);
+    let mut window = std::time::Instant::now();
+    let mut window_samples = 0u64;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(o.batch);
+    while progress.step < o.steps {
+        let step = progress.step;
+        let lr = cfg.lr_at(step);
+        let mut accumulator = GradientsAccumulator::new();
+        let mut loss_sum = 0.0f32;
+        for m in 0..o.accumulate {
+            let first = ((step * o.accumulate + m) * o.batch) as u64;
+            let examples = (first..first + o.batch as u64)
+                .map(|i| source.example(i, cfg.data.seed))
+                .collect::<Result<Vec<_>>>()?;
+            // Data parallel over the cores: each worker runs forward and backward on its share
+            // of the micro-batch; gradients (keyed by parameter id) are summed, then averaged.
+            let shares: Vec<&[super::batch::Example]> =
+                examples.chunks(examples.len().div_ceil(workers)).collect();
+            let n_shares = shares.len();
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> = shares
+                    .into_iter()
+                    .map(|share| {
+                        let (model, tokens, config, device) =
+                            (model.clone(), &tokens, &config, &device);
+                        scope.spawn(move || -> Result<(f32, GradientsParams)> {
+                            let tb = build(share, tokens, config, device)?;
+                            let loss = answer_loss(&model, &tb, config.image_token_id)
+                                .div_scalar(n_shares as f32);
+                            let value = loss.clone().into_scalar::<f32>();
+                            Ok((value, GradientsParams::from_grads(loss.backward(), &model)))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("training worker"))
+                    .collect::<Vec<_>>()
+            });
+            for r in results {
+                let (value, grads) = r?;
+                loss_sum += value;
+                accumulator.accumulate(&model, grads);
+            }
+        }
+        model = optim.step(lr, model, accumulator.grads());
+        progress.step += 1;
+        progress.samples += (o.batch * o.accumulate) as u64;
+        window_samples += (o.batch * o.accumulate) as u64;
+        let loss = loss_sum / o.accumulate as f32;
+        let rate = window_samples as f64 / window.elapsed().as_secs_f64();
+        bar.set_position(progress.step as u64);
+        bar.set_message(format!("loss {loss:.3} lr {lr:.2e} {rate:.1} samples/s"));
+        let last = progress.step == o.steps;
+        if progress.step % cfg.run.eval_every == 0 || last {
+            let g = Grounder {
+                model: model.valid(),
+                config: config.clone(),
+                tokens: tokens.clone(),
+                device: device.clone(),
+            };
+            let e = evaluate(&g, &val, |_| {})?;
+            let overall = e.scores.overall();
+            (acc50, miou) = (overall.acc[1], overall.miou);
+            bar.println(format!(
+                "step {}: validation Acc@0.5 {acc50:.3}, mIoU {miou:.3}",
+                progress.step
+            ));
+            window = std::time::Instant::now();
+            window_samples = 0;
+        }
+        log.row(progress.step, loss, lr, rate, acc50, miou)?;
+        if progress.step % cfg.run.checkpoint_every == 0 || last {
+            checkpoint::save(&out, &model, &optim, progress)?;
+        }
+    }
+    bar.finish();
+    super::plot::curves(&out.join("log.csv"), &out.join("curves.png"))?;
+    let model = model.valid();
+    let bundle_dir = write_outputs(cfg, &model, &config, tokenizer_json, &out, Dtype::F16)?;
+    Ok(Finished {
+        bundle: bundle_dir,
+        model,
+        val_acc50: acc50,
+        val_miou: miou,
+        trainable,
+        total,
+    })
+}
+
+/// The model a run trains: its base, with the stage's adapters.
+pub fn prepare(
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Result<(Idefics3, Idefics3Config, Tokens, Vec<u8>)> {
+    let (model, config, tokens, json) = base(cfg, device)?;
+    let model = if cfg.stage >= 2 {
+        adapt(model, cfg, device)?
+    } else {
+        model
+    };
+    Ok((model, config, tokens, json))
+}
+
+/// Writes `out/bundle` (LoRA merged into the base) and, for stage 2, `out/adapter` (PEFT).
+pub fn write_outputs(
+    cfg: &TrainConfig,
+    model: &Idefics3,
+    config: &Idefics3Config,
+    tokenizer_json: Vec<u8>,
+    out: &Path,
+    dtype: Dtype,
+) -> Result<PathBuf> {
+    if cfg.stage >= 2 {
+        let (adapter_config, adapter) = crate::weights::peft::export(
+            model,
+            cfg.lora.rank,
+            cfg.lora.alpha,
+            cfg.lora.train_connector,
+        )?;
+        let dir = out.join("adapter");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::write(dir.join(crate::weights::peft::CONFIG), adapter_config)
+            .map_err(|e| Error::io(&dir, e))?;
+        std::fs::write(dir.join(crate::weights::peft::WEIGHTS_FILE), adapter)
+            .map_err(|e| Error::io(&dir, e))?;
+    }
+    let weights = safetensors::save(&model.clone().materialize(), dtype)?;
+    let bundle_dir = out.join("bundle");
+    Bundle::new(config.to_json(), tokenizer_json, weights, dtype).write_dir(&bundle_dir)?;
+    Ok(bundle_dir)
+}
+
+/// Rebuilds a run's model from its `config.toml` and last checkpoint, and writes its outputs
+/// into `out` (the `export` command).
+pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(run_dir.join("config.toml"))
+        .map_err(|e| Error::io(run_dir.join("config.toml"), e))?;
+    let cfg = TrainConfig::from_toml(&text)?;
+    let device = Device::flex().autodiff();
+    let (model, config, _, json) = prepare(&cfg, &device)?;
+    let optim = AdamWConfig::new().init();
+    let dir = checkpoint::latest(run_dir)
+        .ok_or_else(|| Error::Other(format!("{} has no checkpoint", run_dir.display())))?;
+    let (model, _, p) = checkpoint::load(&dir, model, optim)?;
+    eprintln!("exporting {} at step {}", run_dir.display(), p.step);
+    write_outputs(&cfg, &model.valid(), &config, json, out, dtype)
+}
+
+/// `log.csv`, cut back to the checkpoint's step on resume so it matches the model.
+struct Log(std::fs::File, PathBuf);
+
+impl Log {
+    fn open(out: &Path, step: usize) -> Result<Self> {
+        let path = out.join("log.csv");
+        let header = "step,loss,lr,samples_per_s,val_acc50,val_miou";
+        let kept: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                l.split(',')
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .is_some_and(|s| s <= step)
+            })
+            .map(String::from)
+            .collect();
+        let mut file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        writeln!(file, "{header}").map_err(|e| Error::io(&path, e))?;
+        for l in kept {
+            writeln!(file, "{l}").map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Self(file, path))
+    }
+
+    fn row(
+        &mut self,
+        step: usize,
+        loss: f32,
+        lr: f64,
+        rate: f64,
+        acc: f32,
+        miou: f32,
+    ) -> Result<()> {
+        writeln!(
+            self.0,
+            "{step},{loss:.5},{lr:.3e},{rate:.2},{acc:.4},{miou:.4}"
+        )
+        .map_err(|e| Error::io(&self.1, e))
+    }
+}

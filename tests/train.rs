@@ -1,0 +1,268 @@
+//! Training on a very small configuration (the parity fixture as base, 64 px synthetic films):
+//! the loss falls, stage 2 leaves the base weights alone, merged weights answer as the unmerged
+//! LoRA model does, the PEFT adapter round-trips, and a killed run resumes to the same result.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+use medground::Grounder;
+use medground::data::synth::{Split, Synth};
+use medground::model::Idefics3;
+use medground::train::TrainConfig;
+use medground::train::run::{run, write_outputs};
+use medground::weights::{Bundle, Dtype, peft};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
+}
+
+fn config(out: &Path, steps: usize) -> TrainConfig {
+    let mut c = TrainConfig::preset("stage2").unwrap();
+    c.base = fixture().to_string_lossy().into_owned();
+    c.lora.rank = 4;
+    c.lora.alpha = 8.0;
+    c.optim.steps = steps;
+    c.optim.warmup_steps = 2;
+    c.optim.batch = 4;
+    c.optim.lr = 1e-2;
+    c.data.train = "synth:4:train".into();
+    c.data.val = "synth:2:val".into();
+    c.run.out = out.to_string_lossy().into_owned();
+    c.run.eval_every = 1000;
+    c.run.checkpoint_every = 5;
+    c
+}
+
+fn losses(out: &Path) -> Vec<f32> {
+    std::fs::read_to_string(out.join("log.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn answers(g: &Grounder) -> Vec<String> {
+    let films = Synth::new(5, Split::Test, 64);
+    (0..4)
+        .map(|i| {
+            let s = films.sample(i);
+            g.answer(
+                &s.picture,
+                ["small left pleural effusion", "cardiomegaly"][i as usize % 2],
+            )
+            .unwrap()
+            .0
+        })
+        .collect()
+}
+
+#[test]
+fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 40);
+    let done = run(&cfg, false).unwrap();
+
+    let l = losses(dir.path());
+    let (first, last) = (
+        l[..5].iter().sum::<f32>() / 5.0,
+        l[l.len() - 5..].iter().sum::<f32>() / 5.0,
+    );
+    assert!(last < 0.6 * first, "loss {first} -> {last}");
+    assert!(
+        done.trainable < done.total / 5,
+        "{} of {} trainable",
+        done.trainable,
+        done.total
+    );
+
+    // The base is untouched: frozen vision, frozen text weights under their adapters.
+    let device = Device::flex();
+    let bundle = Bundle::read_dir(&fixture()).unwrap();
+    let original = Grounder::from_bundle(&bundle, &device).unwrap().model;
+    let same = |a: Tensor<2>, b: Tensor<2>| {
+        a.into_data().try_to_vec::<f32>().unwrap() == b.into_data().try_to_vec::<f32>().unwrap()
+    };
+    let (t0, o0) = (
+        &done.model.model.text_model.layers[0],
+        &original.model.text_model.layers[0],
+    );
+    assert!(
+        t0.self_attn.q_proj.weight.adapter().is_some()
+            && t0.self_attn.k_proj.weight.adapter().is_none()
+    );
+    assert!(same(
+        t0.self_attn.q_proj.weight.base(),
+        o0.self_attn.q_proj.weight.val()
+    ));
+    assert!(same(
+        t0.self_attn.v_proj.weight.base(),
+        o0.self_attn.v_proj.weight.val()
+    ));
+    assert!(same(
+        t0.mlp.up_proj.weight.val(),
+        o0.mlp.up_proj.weight.val()
+    ));
+    let v = |m: &Idefics3| m.model.vision_model.encoder.layers[1].mlp.fc1.weight.val();
+    assert!(same(v(&done.model), v(&original)));
+    // ... while the adapters and the connector moved.
+    assert!(!same(
+        t0.self_attn.q_proj.weight.val(),
+        o0.self_attn.q_proj.weight.val()
+    ));
+    let c = |m: &Idefics3| m.model.connector.modality_projection.proj.weight.val();
+    assert!(!same(c(&done.model), c(&original)));
+
+    // Merged (f32) weights answer exactly as the unmerged LoRA model.
+    let unmerged = Grounder {
+        model: done.model.clone(),
+        config: original_config(),
+        tokens: tokens(),
+        device: device.clone(),
+    };
+    let want = answers(&unmerged);
+    let merged_dir = tempfile::tempdir().unwrap();
+    let json = std::fs::read(fixture().join("tokenizer.json")).unwrap();
+    let merged = write_outputs(
+        &cfg,
+        &done.model,
+        &original_config(),
+        json,
+        merged_dir.path(),
+        Dtype::F32,
+    )
+    .unwrap();
+    let g = Grounder::from_bundle(&Bundle::read_dir(&merged).unwrap(), &device).unwrap();
+    assert_eq!(answers(&g), want);
+
+    // The PEFT adapter, merged into the base in weight space, gives the same answers too.
+    let adapter = merged_dir.path().join("adapter");
+    let config: peft::AdapterConfig =
+        serde_json::from_slice(&std::fs::read(adapter.join(peft::CONFIG)).unwrap()).unwrap();
+    assert_eq!(
+        (config.r, config.target_modules.clone()),
+        (4, vec!["q_proj".to_string(), "v_proj".to_string()])
+    );
+    let imported = peft::merge(
+        &bundle,
+        &std::fs::read(adapter.join(peft::CONFIG)).unwrap(),
+        &std::fs::read(adapter.join(peft::WEIGHTS_FILE)).unwrap(),
+    )
+    .unwrap();
+    let g = Grounder::from_bundle(&imported, &device).unwrap();
+    assert_eq!(answers(&g), want);
+}
+
+fn original_config() -> medground::model::Idefics3Config {
+    medground::model::Idefics3Config::from_json(
+        &std::fs::read_to_string(fixture().join("config.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn tokens() -> medground::tokens::Tokens {
+    medground::tokens::Tokens::from_bytes(&std::fs::read(fixture().join("tokenizer.json")).unwrap())
+        .unwrap()
+}
+
+fn train_cli(config: &Path, resume: bool) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medground"));
+    c.args([
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--eval",
+        "synth:2:test",
+    ]);
+    if resume {
+        c.arg("--resume");
+    }
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+fn checkpoint_step(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("checkpoint/progress.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["step"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let mut c = config(out, 40);
+        c.optim.batch = 8;
+        c.data.train = "synth:16:train".into();
+        std::fs::write(
+            dir.path().join(format!(
+                "{}.toml",
+                out.file_name().unwrap().to_str().unwrap()
+            )),
+            c.to_toml(),
+        )
+        .unwrap();
+    }
+    assert!(
+        train_cli(&dir.path().join("a.toml"), false)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let mut child = train_cli(&dir.path().join("b.toml"), false)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while checkpoint_step(&b) < 10 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = checkpoint_step(&b);
+    assert!(
+        killed_at < 40 && !b.join("bundle").exists(),
+        "the run finished before it was killed"
+    );
+    // Without --resume the run refuses to overwrite the checkpoint.
+    assert_eq!(
+        train_cli(&dir.path().join("b.toml"), false)
+            .status()
+            .unwrap()
+            .code(),
+        Some(2)
+    );
+    assert!(
+        train_cli(&dir.path().join("b.toml"), true)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len(), 40);
+    assert_eq!(lb.len(), 40);
+    for (step, (x, y)) in la.iter().zip(&lb).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+            "step {}: {x} vs {y} (killed at {killed_at})",
+            step + 1
+        );
+    }
+    let wa = std::fs::read(a.join("bundle/model.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("bundle/model.safetensors")).unwrap();
+    let differing = wa.iter().zip(&wb).filter(|(x, y)| x != y).count();
+    assert!(
+        differing * 1000 < wa.len(),
+        "{differing} of {} bytes differ",
+        wa.len()
+    );
+}
