@@ -26,6 +26,9 @@ pub struct TrainArgs {
     /// cpu, wgpu, vulkan or cuda[:N].
     #[arg(long)]
     device: Option<String>,
+    /// Print the resolved config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Evaluate on this dataset at the end (default: the synthetic test split).
     #[arg(long, default_value = "synth:200:test")]
     eval: String,
@@ -50,6 +53,10 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     }
     if let Some(device) = args.device {
         cfg.run.device = device;
+    }
+    if args.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
     }
     eprintln!("{}", cfg.to_toml());
     let finished = run(&cfg, args.resume)?;

@@ -150,9 +150,6 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     let (mut acc50, mut miou) = (f32::NAN, f32::NAN);
     let mut window = std::time::Instant::now();
     let mut window_samples = 0u64;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(o.batch);
     while progress.step < o.steps {
         let step = progress.step;
         let lr = cfg.lr_at(step);
@@ -163,36 +160,12 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
             let examples = (first..first + o.batch as u64)
                 .map(|i| source.example(i, cfg.data.seed))
                 .collect::<Result<Vec<_>>>()?;
-            // Data parallel over the cores: each worker runs forward and backward on its share
-            // of the micro-batch; gradients (keyed by parameter id) are summed, then averaged.
-            let shares: Vec<&[super::batch::Example]> =
-                examples.chunks(examples.len().div_ceil(workers)).collect();
-            let n_shares = shares.len();
-            let results = std::thread::scope(|scope| {
-                let handles: Vec<_> = shares
-                    .into_iter()
-                    .map(|share| {
-                        let (model, tokens, config, device) =
-                            (model.clone(), &tokens, &config, &device);
-                        scope.spawn(move || -> Result<(f32, GradientsParams)> {
-                            let tb = build(share, tokens, config, device)?;
-                            let loss = answer_loss(&model, &tb, config.image_token_id)
-                                .div_scalar(n_shares as f32);
-                            let value = loss.clone().into_scalar::<f32>();
-                            Ok((value, GradientsParams::from_grads(loss.backward(), &model)))
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("training worker"))
-                    .collect::<Vec<_>>()
-            });
-            for r in results {
-                let (value, grads) = r?;
-                loss_sum += value;
-                accumulator.accumulate(&model, grads);
-            }
+            // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
+            // process, so backward passes cannot run in parallel threads.)
+            let tb = build(&examples, &tokens, &config, &device)?;
+            let loss = answer_loss(&model, &tb, config.image_token_id);
+            loss_sum += loss.clone().into_scalar::<f32>();
+            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
         model = optim.step(lr, model, accumulator.grads());
         progress.step += 1;

@@ -1,0 +1,178 @@
+//! The wasm-bindgen surface, compiled only for wasm32 with the `web` feature: the page's worker
+//! and the npm package both call it. Fetching, caching and image-bitmap conversion stay in
+//! JavaScript; checksums, decoding, preprocessing and the model are the same Rust as natively.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use burn::prelude::Device;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::grounder::{Grounder, Grounding};
+use crate::image::{Picture, decode};
+use crate::weights::Bundle;
+use crate::weights::bundle::MANIFEST;
+
+thread_local! {
+    /// The WebGPU device: `init_async` may run once per page.
+    static WEBGPU: RefCell<Option<Result<Device, String>>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LoadOptions {
+    /// "auto" (WebGPU when an adapter is granted, else CPU), "webgpu" or "cpu".
+    #[serde(default)]
+    backend: Option<String>,
+    /// Skip the warm-up query.
+    #[serde(default)]
+    no_warmup: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    #[serde(flatten)]
+    grounding: Grounding,
+    backend: String,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+async fn webgpu() -> Result<Device, String> {
+    if let Some(found) = WEBGPU.with(|w| w.borrow().clone()) {
+        return found;
+    }
+    let result = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| format!("WebGPU unavailable: {e:?}"));
+    WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
+    result
+}
+
+/// A loaded model in the page.
+#[wasm_bindgen]
+pub struct WebGrounder {
+    inner: Grounder,
+    backend: String,
+}
+
+#[wasm_bindgen]
+impl WebGrounder {
+    /// `files` maps file names (`config.json`, `tokenizer.json`, `model.safetensors`,
+    /// `manifest.json`) to `Uint8Array`s; the manifest's sizes and sha256 are checked.
+    pub async fn load(files: js_sys::Object, options: JsValue) -> Result<WebGrounder, JsError> {
+        let options: LoadOptions = if options.is_undefined() || options.is_null() {
+            LoadOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(js_err)?
+        };
+        let mut map = BTreeMap::new();
+        let mut manifest = None;
+        for entry in js_sys::Object::entries(&files).iter() {
+            let pair = js_sys::Array::from(&entry);
+            let name = pair
+                .get(0)
+                .as_string()
+                .ok_or_else(|| JsError::new("file names must be strings"))?;
+            let bytes = js_sys::Uint8Array::new(&pair.get(1)).to_vec();
+            if name == MANIFEST {
+                manifest = Some(bytes);
+            } else {
+                map.insert(name, bytes);
+            }
+        }
+        let bundle = Bundle::from_files(map, manifest.as_deref()).map_err(js_err)?;
+        let wanted = options.backend.as_deref().unwrap_or("auto");
+        let (device, backend) = match wanted {
+            "cpu" => (Device::flex(), "cpu".to_string()),
+            "webgpu" => (
+                webgpu().await.map_err(|e| JsError::new(&e))?,
+                "webgpu".to_string(),
+            ),
+            "auto" => match webgpu().await {
+                Ok(d) => (d, "webgpu".to_string()),
+                Err(_) => (Device::flex(), "cpu".to_string()),
+            },
+            other => {
+                return Err(JsError::new(&format!(
+                    "unknown backend {other:?}: use auto, webgpu or cpu"
+                )));
+            }
+        };
+        let inner = Grounder::from_bundle(&bundle, &device).map_err(js_err)?;
+        let grounder = WebGrounder { inner, backend };
+        if !options.no_warmup {
+            // Compiles the shaders now, so the first real query does not pay for it.
+            let blank = Picture::new(8, 8, 1, vec![0.5; 64]).map_err(js_err)?;
+            grounder
+                .inner
+                .ground_async(&blank, "the heart")
+                .await
+                .map_err(js_err)?;
+        }
+        Ok(grounder)
+    }
+
+    /// Grounds `phrase` in an encoded image (PNG, JPEG or DICOM bytes).
+    pub async fn ground(
+        &self,
+        image: js_sys::Uint8Array,
+        phrase: String,
+    ) -> Result<JsValue, JsError> {
+        let picture = decode(&image.to_vec()).map_err(js_err)?;
+        self.answer(&picture, &phrase).await
+    }
+
+    /// Grounds `phrase` in raw RGBA pixels (an `ImageData`'s width, height and data).
+    #[wasm_bindgen(js_name = groundPixels)]
+    pub async fn ground_pixels(
+        &self,
+        width: u32,
+        height: u32,
+        rgba: js_sys::Uint8Array,
+        phrase: String,
+    ) -> Result<JsValue, JsError> {
+        let rgba = rgba.to_vec();
+        if rgba.len() != width as usize * height as usize * 4 {
+            return Err(JsError::new("pixel data does not match width x height x 4"));
+        }
+        let data = rgba
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .map(|v| v as f32 / 255.0)
+            .collect();
+        let picture = Picture::new(width, height, 3, data).map_err(js_err)?;
+        self.answer(&picture, &phrase).await
+    }
+
+    /// "webgpu" or "cpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    async fn answer(&self, picture: &Picture, phrase: &str) -> Result<JsValue, JsError> {
+        let grounding = self
+            .inner
+            .ground_async(picture, phrase)
+            .await
+            .map_err(js_err)?;
+        let answer = Answer {
+            grounding,
+            backend: self.backend.clone(),
+        };
+        answer
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(js_err)
+    }
+}
