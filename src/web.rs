@@ -47,14 +47,44 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Whether `navigator.gpu` exists and grants an adapter (Node and browsers without WebGPU have
+/// none; asking burn to start there would abort rather than fail).
+async fn adapter_available() -> bool {
+    use wasm_bindgen::JsCast;
+    let get = |o: &JsValue, k: &str| {
+        js_sys::Reflect::get(o, &JsValue::from_str(k))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let Some(gpu) = get(&js_sys::global().into(), "navigator").and_then(|n| get(&n, "gpu")) else {
+        return false;
+    };
+    let Some(request) =
+        get(&gpu, "requestAdapter").and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
+        return false;
+    };
+    let Ok(promise) = request
+        .call0(&gpu)
+        .and_then(|p| p.dyn_into::<js_sys::Promise>())
+    else {
+        return false;
+    };
+    matches!(wasm_bindgen_futures::JsFuture::from(promise).await, Ok(a) if !a.is_null() && !a.is_undefined())
+}
+
 async fn webgpu() -> Result<Device, String> {
     if let Some(found) = WEBGPU.with(|w| w.borrow().clone()) {
         return found;
     }
-    let result = Device::wgpu_options()
-        .init_async()
-        .await
-        .map_err(|e| format!("WebGPU unavailable: {e:?}"));
+    let result = if adapter_available().await {
+        Device::wgpu_options()
+            .init_async()
+            .await
+            .map_err(|e| format!("WebGPU unavailable: {e:?}"))
+    } else {
+        Err("WebGPU unavailable: no adapter".to_string())
+    };
     WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
     result
 }
@@ -175,4 +205,49 @@ impl WebGrounder {
             .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
             .map_err(js_err)
     }
+}
+
+#[derive(Serialize)]
+struct Preview {
+    width: u32,
+    height: u32,
+    #[serde(with = "serde_bytes_compat")]
+    rgba: Vec<u8>,
+}
+
+mod serde_bytes_compat {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+}
+
+/// Decodes an image (PNG, JPEG or DICOM, through the same code as the model's input) into RGBA
+/// for display: `{ width, height, rgba: Uint8Array }`.
+#[wasm_bindgen]
+pub fn preview(bytes: js_sys::Uint8Array) -> Result<JsValue, JsError> {
+    let p = decode(&bytes.to_vec()).map_err(js_err)?;
+    let rgba: Vec<u8> = if p.channels == 1 {
+        p.data
+            .iter()
+            .flat_map(|&v| {
+                let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                [g, g, g, 255]
+            })
+            .collect()
+    } else {
+        p.data
+            .chunks_exact(3)
+            .flat_map(|c| {
+                let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                [q(c[0]), q(c[1]), q(c[2]), 255]
+            })
+            .collect()
+    };
+    Preview {
+        width: p.width,
+        height: p.height,
+        rgba,
+    }
+    .serialize(&serde_wasm_bindgen::Serializer::new())
+    .map_err(js_err)
 }

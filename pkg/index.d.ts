@@ -1,0 +1,32 @@
+export interface Grounding {
+  /** Box in pixels of the original image: [x1, y1, x2, y2]. */
+  box: [number, number, number, number];
+  /** The same box on the 0-100 grid. */
+  boxNorm: [number, number, number, number];
+  /** The model's answer, `{<x1><y1><x2><y2>}`. */
+  text: string;
+  /** Geometric mean of the answer tokens' probabilities. */
+  confidence: number;
+  ms: number;
+  backend: 'webgpu' | 'cpu';
+}
+
+export interface LoadOptions {
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** Where the .wasm file is, or its bytes (default: beside this package's files). */
+  wasm?: string | URL | Uint8Array | ArrayBuffer;
+  noWarmup?: boolean;
+}
+
+export type ImageInput = Uint8Array | ArrayBuffer | ImageData | ImageBitmap;
+
+export declare function initWasm(wasm?: LoadOptions['wasm']): Promise<unknown>;
+
+export declare class Grounder {
+  /** A bundle folder URL (or path in Node), or a map of file name to bytes. */
+  static load(bundle: string | URL | Record<string, Uint8Array>, options?: LoadOptions): Promise<Grounder>;
+  readonly backend: 'webgpu' | 'cpu';
+  ground(image: ImageInput, phrase: string): Promise<Grounding>;
+}
+
+export declare function preview(bytes: Uint8Array): { width: number; height: number; rgba: Uint8Array };

@@ -1,0 +1,89 @@
+// medground for JavaScript: load a model bundle, then ground(image, phrase) -> box.
+import init, { WebGrounder, preview } from './wasm/medground.js';
+
+let ready = null;
+
+/** Instantiates the WebAssembly module once; `wasm` may be bytes or a URL (defaults beside this file). */
+export function initWasm(wasm) {
+  ready ??= (async () => {
+    const inNode = typeof window === 'undefined' && typeof process !== 'undefined' && process.versions?.node;
+    if (wasm === undefined && inNode) {
+      // Node's fetch does not read file: URLs; hand the module its bytes.
+      wasm = await readFile(new URL('./wasm/medground_bg.wasm', import.meta.url));
+    }
+    return init(wasm === undefined ? undefined : { module_or_path: wasm });
+  })();
+  return ready;
+}
+
+async function readFile(path) {
+  const { readFile } = await import('node:fs/promises');
+  return new Uint8Array(await readFile(path));
+}
+
+async function fetchBytes(url) {
+  if (typeof url === 'string' && !/^[a-z]+:/i.test(url) && typeof window === 'undefined' && typeof process !== 'undefined') {
+    return readFile(url); // a path on disk, in Node
+  }
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function toBytes(image) {
+  if (image instanceof Uint8Array) return image;
+  if (image instanceof ArrayBuffer) return new Uint8Array(image);
+  if (ArrayBuffer.isView(image)) return new Uint8Array(image.buffer, image.byteOffset, image.byteLength);
+  return null;
+}
+
+export class Grounder {
+  constructor(inner) {
+    this.inner = inner;
+  }
+
+  /**
+   * `bundle`: a URL or path of a bundle folder (holding manifest.json), or an object mapping file
+   * names to bytes. `options.backend`: "auto" (default), "webgpu" or "cpu"; `options.wasm`.
+   */
+  static async load(bundle, options = {}) {
+    await initWasm(options.wasm);
+    let files = bundle;
+    if (typeof bundle === 'string' || bundle instanceof URL) {
+      const base = String(bundle).endsWith('/') ? String(bundle) : `${bundle}/`;
+      const manifestBytes = await fetchBytes(`${base}manifest.json`);
+      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      files = { 'manifest.json': manifestBytes };
+      for (const name of Object.keys(manifest.files)) files[name] = await fetchBytes(base + name);
+    }
+    const inner = await WebGrounder.load(files, { backend: options.backend ?? 'auto', noWarmup: options.noWarmup ?? false });
+    return new Grounder(inner);
+  }
+
+  /** "webgpu" or "cpu". */
+  get backend() {
+    return this.inner.backend;
+  }
+
+  /**
+   * `image`: encoded bytes (PNG, JPEG, DICOM), an ImageData, or an ImageBitmap.
+   * Resolves to { box, boxNorm, text, confidence, ms, backend }.
+   */
+  async ground(image, phrase) {
+    const bytes = await toBytes(image);
+    if (bytes) return this.inner.ground(bytes, phrase);
+    if (typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) {
+      const canvas = new OffscreenCanvas(image.width, image.height);
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(image, 0, 0);
+      image = ctx.getImageData(0, 0, image.width, image.height);
+    }
+    if (image && image.data && image.width && image.height) {
+      const data = new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+      return this.inner.groundPixels(image.width, image.height, data, phrase);
+    }
+    throw new TypeError('image must be encoded bytes, an ImageData or an ImageBitmap');
+  }
+}
+
+export { preview };

@@ -1,0 +1,82 @@
+// The page in headless Debian chromium: WebGPU (SwiftShader on a CPU-only machine) and the CPU
+// fallback give the native CLI's box; a non-image file shows the error; no request leaves the
+// page's origin. Needs: DIST (the trunk build), NATIVE (native answer JSON), CHROMIUM, SHOTS.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { extname, join, normalize } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const DIST = process.env.DIST;
+const native = JSON.parse(await readFile(process.env.NATIVE, 'utf8'));
+const SHOTS = process.env.SHOTS || 'target/browser';
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.png': 'image/png' };
+let server;
+let origin;
+
+before(async () => {
+  server = http.createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    try {
+      const body = await readFile(join(DIST, path.endsWith('/') ? `${path}index.html` : path));
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  await mkdir(SHOTS, { recursive: true });
+});
+
+after(() => server.close());
+
+function iou(a, b) {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const area = (q) => (q[2] - q[0]) * (q[3] - q[1]);
+  return inter / (area(a) + area(b) - inter);
+}
+
+async function run(webgpu) {
+  const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+  if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
+  const page = await browser.newPage();
+  const foreign = [];
+  page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) foreign.push(r.url()); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  try {
+    await page.goto(`${origin}/`);
+    await page.waitForSelector('body[data-backend]', { timeout: 300_000 });
+    const backend = await page.getAttribute('body', 'data-backend');
+    assert.equal(backend, webgpu ? 'webgpu' : 'cpu');
+
+    // A file that is not an image shows the error.
+    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') });
+    await page.waitForFunction(() => document.getElementById('error').textContent.includes('not an image'));
+
+    await page.click('button[data-sample="samples/chest_rg1.dcm"]');
+    await page.waitForSelector('canvas[data-image="chest_rg1.dcm"]');
+    await page.fill('#phrase', native.phrase);
+    await page.click('#go');
+    await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
+    const answer = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+    assert.equal(answer.backend, backend);
+    assert.ok(iou(answer.box, native.box) >= 0.98, `${JSON.stringify(answer.box)} vs native ${JSON.stringify(native.box)}`);
+    await page.screenshot({ path: `${SHOTS}/page-${backend}.png`, fullPage: true });
+    await writeFile(`${SHOTS}/answer-${backend}.json`, JSON.stringify(answer));
+    assert.deepEqual(foreign, [], 'requests left the page origin');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+test('WebGPU: the drawn box equals the native answer', { timeout: 600_000 }, () => run(true));
+test('CPU fallback without WebGPU: the same box', { timeout: 600_000 }, () => run(false));

@@ -1,0 +1,31 @@
+// The npm package in Node (CPU backend): it loads a bundle and answers as the native CLI does.
+// Run by tools/test.sh as: MEDGROUND_BUNDLE=dir MEDGROUND_NATIVE=answer.json node --test tests/node/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { Grounder } from '../../pkg/index.js';
+
+const bundle = process.env.MEDGROUND_BUNDLE;
+const native = JSON.parse(await readFile(process.env.MEDGROUND_NATIVE, 'utf8'));
+const film = new Uint8Array(await readFile(new URL('../fixtures/chest_rg1.dcm', import.meta.url)));
+
+test('the package answers as the native CLI on a DICOM film', async () => {
+  const g = await Grounder.load(bundle, { backend: 'auto' });
+  assert.equal(g.backend, 'cpu'); // Node has no WebGPU adapter: the CPU fallback runs
+  const a = await g.ground(film, native.phrase);
+  assert.equal(a.text, native.text);
+  assert.deepEqual(a.boxNorm, native.boxNorm);
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(a.box[i] - native.box[i]) < 1e-3);
+  assert.ok(Math.abs(a.confidence - native.confidence) < 1e-3);
+  assert.equal(a.backend, 'cpu');
+});
+
+test('bad input is a clear exception', async () => {
+  const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  await assert.rejects(g.ground(new TextEncoder().encode('not an image'), 'effusion'), /not a PNG, JPEG or DICOM/);
+  await assert.rejects(g.ground(film, '   '), /phrase is empty/);
+  const files = { 'manifest.json': await readFile(`${bundle}/manifest.json`) };
+  for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) files[f] = new Uint8Array(await readFile(`${bundle}/${f}`));
+  files['model.safetensors'][100] ^= 1;
+  await assert.rejects(Grounder.load(files, { backend: 'cpu' }), /checksum/);
+});

@@ -1,0 +1,73 @@
+// Runs the model off the main thread. Fetches the bundle once (sha256 checked against the
+// manifest by the Rust side), keeps it in the Cache API for offline visits.
+importScripts('./medground.js');
+
+const MODEL = './model/';
+const CACHE = 'medground-model-v1';
+let grounder = null;
+const wasmReady = wasm_bindgen('./medground_bg.wasm');
+
+async function cachedFetch(cache, url, onBytes) {
+  let response = await cache.match(url);
+  if (!response) {
+    const fresh = await fetch(url);
+    if (!fresh.ok) throw new Error(`${url}: HTTP ${fresh.status}`);
+    await cache.put(url, fresh.clone());
+    response = fresh;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    onBytes(value.length);
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+async function load(backend) {
+  await wasmReady;
+  const cache = await caches.open(CACHE);
+  const manifestBytes = await cachedFetch(cache, MODEL + 'manifest.json', () => {});
+  const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  const total = Object.values(manifest.files).reduce((n, f) => n + f.size, 0);
+  let loaded = 0;
+  const files = { 'manifest.json': manifestBytes };
+  for (const name of Object.keys(manifest.files)) {
+    files[name] = await cachedFetch(cache, MODEL + name, (n) => {
+      loaded += n;
+      postMessage({ type: 'progress', loaded, total });
+    });
+  }
+  try {
+    grounder = await wasm_bindgen.WebGrounder.load(files, { backend });
+  } catch (e) {
+    // A corrupt cached copy must not stick: drop it so the next visit fetches afresh.
+    await caches.delete(CACHE);
+    throw e;
+  }
+  return { backend: grounder.backend };
+}
+
+onmessage = async ({ data }) => {
+  const { id, type } = data;
+  try {
+    let result;
+    if (type === 'load') result = await load(data.backend);
+    else if (type === 'preview') {
+      await wasmReady;
+      const p = wasm_bindgen.preview(data.bytes);
+      result = { width: p.width, height: p.height, rgba: p.rgba };
+    } else if (type === 'ground') {
+      if (!grounder) throw new Error('the model is still loading');
+      result = await grounder.ground(data.bytes, data.phrase);
+    } else throw new Error(`unknown request ${type}`);
+    postMessage({ id, result });
+  } catch (e) {
+    postMessage({ id, error: e && e.message ? e.message : String(e) });
+  }
+};
