@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
-# The demo, as README's first command runs it: grounds a phrase in the shipped chest film and
-# writes the overlay. (The browser page arrives with the web issue.)
+# The demo, as README's first command runs it: builds the page with the shipped demo bundle and
+# serves it on http://127.0.0.1:8080. Installs what it needs from the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-phrase=${1:-"small left pleural effusion"}
-model=assets/demo
-if [ ! -f "$model/manifest.json" ]; then
-  model=target/demo-random
-  echo "no trained demo bundle yet: using the tiny preset with random weights ($model)" >&2
-  cargo run --release --quiet -- init --out "$model"
-fi
-cargo run --release --quiet -- ground --image tests/fixtures/chest_rg1.dcm --phrase "$phrase" \
-  --model "$model" --overlay target/demo-overlay.png
-echo "overlay written to target/demo-overlay.png" >&2
+export PATH="$HOME/.cargo/bin:$PATH"
+bash tools/web-tools.sh
+bash tools/build-web.sh
+echo "serving the page on http://127.0.0.1:8080 (Ctrl-C stops)"
+exec trunk --config trunk.toml serve --release --cargo-profile wasm-release --address 127.0.0.1 --port 8080

@@ -94,7 +94,7 @@ impl TrainConfig {
             optim: OptimConfig {
                 lr: 1e-3,
                 warmup_steps: 100,
-                steps: 3000,
+                steps: 1800,
                 batch: 16,
                 accumulate: 1,
                 clip_norm: 1.0,
@@ -126,7 +126,7 @@ impl TrainConfig {
                     train_connector: true,
                 };
                 c.optim.lr = 1e-3;
-                c.optim.steps = 1500;
+                c.optim.steps = 1000;
                 c.optim.warmup_steps = 50;
                 c.run.out = "runs/stage2".into();
                 Ok(c)

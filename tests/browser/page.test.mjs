@@ -18,9 +18,10 @@ let origin;
 before(async () => {
   server = http.createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const file = join(DIST, path.endsWith('/') ? `${path}index.html` : path);
     try {
-      const body = await readFile(join(DIST, path.endsWith('/') ? `${path}index.html` : path));
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] || 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404);
@@ -53,7 +54,8 @@ async function run(webgpu) {
   page.on('pageerror', (e) => errors.push(e.message));
   try {
     await page.goto(`${origin}/`);
-    await page.waitForSelector('body[data-backend]', { timeout: 300_000 });
+    await page.waitForFunction(() => document.body.dataset.backend || document.getElementById('error').textContent, null, { timeout: 300_000 });
+    assert.equal(await page.textContent('#error'), '', 'the model did not load');
     const backend = await page.getAttribute('body', 'data-backend');
     assert.equal(backend, webgpu ? 'webgpu' : 'cpu');
 
