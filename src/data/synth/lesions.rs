@@ -5,81 +5,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::canvas::{Bounds, Canvas, Waves, blob, bounds_where, smoothstep};
+use super::compose::{apply, apply_sharp, local_mean};
 use super::phantom::bits;
+use super::regions::{in_zone, lateral_sign, lateral_t, lobe, lung_bits};
 use crate::data::phrases::{Finding, Side, Zone};
-
-fn lung_bits(side: Side) -> u16 {
-    match side {
-        Side::Left => bits::LEFT_LUNG,
-        Side::Right => bits::RIGHT_LUNG,
-        Side::Both => bits::LUNGS,
-    }
-}
-
-/// +1 when the patient's lateral side of this lung is toward larger x (patient left = image right).
-fn lateral_sign(side: Side) -> f32 {
-    if side == Side::Left { 1.0 } else { -1.0 }
-}
-
-/// 0 at the medial edge of a lung's bounds, 1 at the lateral edge.
-fn lateral_t(x: f32, b: Bounds, side: Side) -> f32 {
-    let t = (x - b.x0 as f32) / b.width();
-    if side == Side::Left { t } else { 1.0 - t }
-}
-
-/// Whether `(x, y)` lies in the vertical band of `zone` of a lung with bounds `b`.
-fn in_zone(zone: Zone, x: f32, y: f32, b: Bounds, side: Side) -> bool {
-    let t = (y - b.y0 as f32) / b.height();
-    match zone {
-        Zone::Upper => t < 0.42,
-        Zone::Middle => (0.35..0.65).contains(&t),
-        Zone::Lower => t > 0.58,
-        Zone::Apical => t < 0.22,
-        Zone::Basal => t > 0.72,
-        Zone::Perihilar => (0.3..0.62).contains(&t) && lateral_t(x, b, side) < 0.45,
-        Zone::Whole => true,
-    }
-}
-
-/// Softens `delta` (two box-blur passes, so edges look like tissue, not masks), adds it to the
-/// integral; the lesion mask is where it exceeds `frac` of its peak.
-/// Lung lesions stay off the spine, trachea and descending aorta, which lie in the midline behind
-/// and between the lungs in projection.
-fn apply(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
-    let radius = (c.w / 150).max(1);
-    let midline = bits::SPINE | bits::TRACHEA | bits::AORTA;
-    // Over the heart or below the diaphragm a lesion shows faintly: the film is already white.
-    let behind = bits::HEART | bits::LIVER | bits::STOMACH_SPLEEN;
-    let clear: Vec<f32> = delta
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            if c.has(i, midline) {
-                0.0
-            } else if c.has(i, behind) {
-                0.3 * d
-            } else {
-                d
-            }
-        })
-        .collect();
-    let delta = &soften(&soften(&clear, c.w, c.h, radius), c.w, c.h, radius);
-    apply_sharp(c, delta, frac)
-}
-
-fn apply_sharp(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
-    let peak = delta.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if peak <= 0.0 {
-        return None;
-    }
-    for (v, d) in c.integral.iter_mut().zip(delta) {
-        *v += d;
-    }
-    let b = bounds_where(c.w, delta.len(), |i| {
-        delta[i] != 0.0 && delta[i].abs() >= frac * peak
-    })?;
-    (b.width() >= 3.0 && b.height() >= 3.0).then_some(b)
-}
 
 pub fn pleural_effusion(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bounds> {
     let lung = lung_bits(f.side);
@@ -169,49 +98,6 @@ pub fn pneumothorax(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<B
         }
     }
     apply_sharp(c, &delta, 0.0)
-}
-
-/// Separable box blur of radius `r`.
-fn soften(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
-    let mut tmp = vec![0.0; v.len()];
-    for y in 0..h {
-        let row = &v[y * w..(y + 1) * w];
-        for x in 0..w {
-            let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
-            tmp[y * w + x] = row[a..=b].iter().sum::<f32>() / (b - a + 1) as f32;
-        }
-    }
-    let mut out = vec![0.0; v.len()];
-    for x in 0..w {
-        for y in 0..h {
-            let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
-            out[y * w + x] = (a..=b).map(|yy| tmp[yy * w + x]).sum::<f32>() / (b - a + 1) as f32;
-        }
-    }
-    out
-}
-
-fn local_mean(c: &Canvas, x: usize, y: usize, r: usize) -> f32 {
-    let (x0, x1) = (x.saturating_sub(r), (x + r).min(c.w - 1));
-    let (y0, y1) = (y.saturating_sub(r), (y + r).min(c.h - 1));
-    let mut s = 0.0;
-    for yy in y0..=y1 {
-        s += c.integral[yy * c.w + x0..=yy * c.w + x1]
-            .iter()
-            .sum::<f32>();
-    }
-    s / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f32
-}
-
-/// The lobe (bits) a zone of one side falls in, for lobar findings.
-fn lobe(side: Side, zone: Zone) -> u16 {
-    match (side, zone) {
-        (Side::Left, Zone::Upper | Zone::Apical | Zone::Middle) => bits::LUNG_UPPER_LEFT,
-        (Side::Left, _) => bits::LUNG_LOWER_LEFT,
-        (_, Zone::Upper | Zone::Apical) => bits::LUNG_UPPER_RIGHT,
-        (_, Zone::Middle) => bits::LUNG_MIDDLE_RIGHT,
-        _ => bits::LUNG_LOWER_RIGHT,
-    }
 }
 
 /// Airspace disease: blobs in one lobe (consolidation, sharp at the fissure) or patchy in the

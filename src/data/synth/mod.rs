@@ -3,9 +3,11 @@
 //! Deterministic by (seed, split, index); validation and test use poses never seen in training.
 
 pub mod canvas;
+pub mod compose;
 pub mod film;
 pub mod lesions;
 pub mod phantom;
+pub mod regions;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
