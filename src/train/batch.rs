@@ -3,6 +3,7 @@
 //! one would; and their assembly into padded batches with answer-only targets.
 
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use burn::prelude::*;
 use rand::seq::SliceRandom;
@@ -90,6 +91,30 @@ impl Source {
             }
         }
     }
+}
+
+/// The run's micro-batches of `batch` examples from number `first` on, made on a helper thread
+/// while the step before trains (a synthetic film costs a few milliseconds of one core). The
+/// thread ends when the receiver is dropped.
+pub fn prefetch(
+    source: Arc<Source>,
+    seed: u64,
+    batch: usize,
+    first: usize,
+) -> Receiver<Result<Vec<Example>>> {
+    let (tx, rx) = sync_channel(2);
+    std::thread::spawn(move || {
+        for micro in first.. {
+            let start = (micro * batch) as u64;
+            let examples = (start..start + batch as u64)
+                .map(|i| source.example(i, seed))
+                .collect();
+            if tx.send(examples).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Padded token rows, pixels, and the (flat position, token) pairs the loss is taken on.

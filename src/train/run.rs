@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Lora, Module, ParamGroup};
@@ -10,7 +11,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::batch::{Source, build};
+use super::batch::{Source, build, prefetch};
 use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
 use super::loss::answer_loss;
@@ -139,6 +140,12 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         config.vision_config.image_size,
     )?
     .records;
+    let batches = prefetch(
+        Arc::new(source),
+        cfg.data.seed,
+        o.batch,
+        progress.step * o.accumulate,
+    );
     let mut log = Log::open(&out, progress.step)?;
     let bar = ProgressBar::new(o.steps as u64).with_position(progress.step as u64);
     bar.set_style(
@@ -155,11 +162,10 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         let lr = cfg.lr_at(step);
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0f32;
-        for m in 0..o.accumulate {
-            let first = ((step * o.accumulate + m) * o.batch) as u64;
-            let examples = (first..first + o.batch as u64)
-                .map(|i| source.example(i, cfg.data.seed))
-                .collect::<Result<Vec<_>>>()?;
+        for _ in 0..o.accumulate {
+            let examples = batches
+                .recv()
+                .map_err(|_| Error::Other("the data thread stopped".into()))??;
             // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
             // process, so backward passes cannot run in parallel threads.)
             let tb = build(&examples, &tokens, &config, &device)?;
