@@ -17,7 +17,9 @@ export function initWasm(wasm) {
 }
 
 async function readFile(path) {
-  const { readFile } = await import('node:fs/promises');
+  // Named through a variable so that bundlers (Vite, webpack) leave this Node-only import alone.
+  const fs = 'node:fs/promises';
+  const { readFile } = await import(/* @vite-ignore */ /* webpackIgnore: true */ fs);
   return new Uint8Array(await readFile(path));
 }
 

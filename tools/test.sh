@@ -38,6 +38,11 @@ phrase="small left pleural effusion"
   | sed "s/}\$/,\"phrase\":\"$phrase\"}/" > target/native.json
 MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json node --test tests/node/
 
-step "the page in headless chromium (WebGPU through SwiftShader, and the CPU fallback)"
+step "the npm package in a bundler: pkg/examples/vite built by Vite"
+(cd pkg/examples/vite && npm ci --no-audit --no-fund >/dev/null && rm -rf public/model \
+  && mkdir -p public && cp -r ../../../assets/demo public/model && npx vite build --logLevel warn)
+
+step "the page and the Vite example in headless chromium (WebGPU through SwiftShader, CPU fallback)"
 (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
-DIST=dist NATIVE=target/native.json SHOTS=target/browser node --test tests/browser/
+DIST=dist VITE_DIST=pkg/examples/vite/dist NATIVE=target/native.json SHOTS=target/browser \
+  node --test tests/browser/

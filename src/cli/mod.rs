@@ -1,5 +1,6 @@
 //! Subcommands. Each returns a library error, which `main` prints before exiting with code 2.
 
+mod bench;
 mod data;
 mod eval;
 mod export;
@@ -43,6 +44,8 @@ enum Command {
     ImportPeft(export::ImportArgs),
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
+    /// Training samples/s, grounding latency and peak memory (native side of docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Train the tiny preset's tokenizer from the project's phrase corpus.
     Tokenizer {
         #[arg(long, default_value = "assets/tokenizer.json")]
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run_cmd(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::export(args),
         Command::ImportPeft(args) => export::import(args),
         Command::Tokenizer { out } => init::tokenizer(&out),

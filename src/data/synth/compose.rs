@@ -20,7 +20,7 @@ pub fn apply(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
             if c.has(i, midline) {
                 0.0
             } else if c.has(i, behind) {
-                0.3 * d
+                0.5 * d
             } else {
                 d
             }

@@ -136,9 +136,9 @@ pub fn airspace(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding, patchy: bool) -
         })
         .collect();
     let amp = if patchy {
-        r.random_range(0.5..1.0)
+        r.random_range(0.9..1.5)
     } else {
-        r.random_range(0.8..1.5)
+        r.random_range(1.2..1.9)
     };
     let texture = Waves::new(r, 5, 0.35);
     let mut delta = vec![0.0; c.integral.len()];
@@ -206,9 +206,9 @@ pub fn atelectasis(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bo
                 && (0.2..0.8).contains(&lateral_t(x as f32, lb, f.side))
         })?;
         let len = lb.width() * r.random_range(0.18..0.32);
-        let thick = lb.height() * r.random_range(0.012..0.03);
+        let thick = lb.height() * r.random_range(0.02..0.04);
         let angle = r.random_range(-0.25..0.25);
-        let amp = r.random_range(0.7..1.2);
+        let amp = r.random_range(1.2..1.8);
         for y in lb.y0..=lb.y1 {
             for x in lb.x0..=lb.x1 {
                 let i = y * c.w + x;
@@ -222,7 +222,7 @@ pub fn atelectasis(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bo
         // Lobar: dense, shrunken lower lobe against the heart and diaphragm (volume loss).
         let lobe_bits = lobe(f.side, Zone::Lower);
         let b = c.bounds(lobe_bits)?;
-        let amp = r.random_range(0.9..1.4);
+        let amp = r.random_range(1.2..1.8);
         let reach = r.random_range(0.35..0.55);
         for y in b.y0..=b.y1 {
             for x in b.x0..=b.x1 {
@@ -336,9 +336,9 @@ pub fn lung_opacity(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<B
         }
         * (1.0 + 0.25 * f.severity as f32);
     let amp = if nodular {
-        r.random_range(0.6..1.2)
+        r.random_range(1.0..1.6)
     } else {
-        r.random_range(0.4..0.8)
+        r.random_range(0.8..1.3)
     };
     let texture = Waves::new(r, 4, 0.4);
     let mut delta = vec![0.0; c.integral.len()];

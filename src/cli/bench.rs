@@ -1,0 +1,234 @@
+//! `bench`: the native side of docs/BENCHMARKS.md. Stage-2 training throughput (forward, backward
+//! and AdamW step on one fixed synthetic batch), greedy grounding latency (prefill and the box
+//! tokens) and peak memory, as medians after warm-up. `--save-inputs` writes the batch and the
+//! query it measured, so `tools/reference/bench_torch.py` times PyTorch + PEFT on the same ones.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use clap::Args;
+use medground::data::synth::{Split, Synth};
+use medground::train::TrainConfig;
+use medground::train::batch::{Source, TrainBatch, build};
+use medground::train::loss::answer_loss;
+use medground::train::run::{prepare, trainable_params};
+use medground::weights::Bundle;
+use medground::{Error, Grounder, Result};
+use serde_json::json;
+
+use super::DEMO_MODEL;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Base bundle the stage-2 training step adapts (LoRA r 16, alpha 32 on q/v, connector).
+    #[arg(long, default_value = "assets/base")]
+    base: PathBuf,
+    /// Bundle the grounding query runs on.
+    #[arg(long, default_value = DEMO_MODEL)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Timed training steps (after 2 warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Timed grounding queries (after 3 warm-up queries).
+    #[arg(long, default_value_t = 30)]
+    queries: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Write inputs.safetensors and inputs.json (the batch and the query) into this folder.
+    #[arg(long)]
+    save_inputs: Option<PathBuf>,
+    /// Write the figures as JSON here (they are always printed).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+const PHRASE: &str = "small left pleural effusion";
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let device = medground::device::parse(&a.device)?;
+    let threads = rayon::current_num_threads();
+    let synth = Synth::new(0, Split::Test, 224);
+    let film = synth.sample(0).picture;
+
+    // Grounding: the demo bundle, one film, the evaluation prompt.
+    let g = Grounder::from_bundle(&Bundle::read_dir(&a.model)?, &device)?;
+    let mut answer = String::new();
+    let query_ms = median_ms(3, a.queries, &device, || {
+        answer = g.answer(&film, PHRASE)?.0;
+        Ok(())
+    })?;
+    let new_tokens = g.tokens.encode(&answer)?.len(); // decoding stops when the box closes
+    let rss_infer = peak_rss_mb();
+
+    // Training: stage 2 on the base, one fixed batch of synthetic findings.
+    let mut cfg = TrainConfig::preset("stage2")?;
+    cfg.base = a.base.display().to_string();
+    let train_device = device.clone().autodiff();
+    let (mut model, config, tokens, _) = prepare(&cfg, &train_device)?;
+    let trainable = trainable_params(&model);
+    let source = Source::Synth {
+        synth: Synth::new(0, Split::Train, config.vision_config.image_size),
+        stage: 2,
+    };
+    let examples = (0..a.batch as u64)
+        .map(|i| source.example(i, 0))
+        .collect::<Result<Vec<_>>>()?;
+    let tb = build(&examples, &tokens, &config, &train_device)?;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.optim.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.optim.clip_norm)))
+        .init();
+    let mut model_slot = Some(model);
+    let step_ms = median_ms(2, a.steps, &train_device, || {
+        let m = model_slot.take().expect("model");
+        let loss = answer_loss(&m, &tb, config.image_token_id);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model_slot = Some(optim.step(cfg.optim.lr, m, grads));
+        Ok(())
+    })?;
+    model = model_slot.take().expect("model");
+    drop(model);
+    let rss_train = peak_rss_mb();
+
+    let figures = json!({
+        "backend": a.device,
+        "threads": threads,
+        "batch": a.batch,
+        "seq": tb.seq,
+        "trainable_params": trainable,
+        "train_step_ms": step_ms,
+        "train_samples_per_s": a.batch as f64 * 1000.0 / step_ms,
+        "ground_ms": query_ms,
+        "new_tokens": new_tokens,
+        "answer": answer,
+        "peak_rss_infer_mb": rss_infer,
+        "peak_rss_train_mb": rss_train,
+    });
+    println!("{}", serde_json::to_string_pretty(&figures).expect("json"));
+    if let Some(path) = &a.json {
+        write(path, serde_json::to_vec_pretty(&figures).expect("json"))?;
+    }
+    if let Some(dir) = &a.save_inputs {
+        save_inputs(dir, &g, &film, &tb, a.batch, new_tokens)?;
+    }
+    Ok(())
+}
+
+/// Median wall time of `timed` calls of `f` after `warm` untimed ones, the device synced after each.
+fn median_ms(
+    warm: usize,
+    timed: usize,
+    device: &Device,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    let mut times = Vec::with_capacity(timed);
+    for k in 0..warm + timed.max(1) {
+        let start = Instant::now();
+        f()?;
+        device.sync().map_err(|e| Error::Device(format!("{e:?}")))?;
+        if k >= warm {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The process's peak resident memory in MB (Linux; NaN elsewhere).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn write(path: &std::path::Path, bytes: Vec<u8>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// The training batch in Hugging Face form (input_ids, labels with -100 off the answers,
+/// pixel_values) and the grounding query (query_ids, query_pixels).
+fn save_inputs(
+    dir: &std::path::Path,
+    g: &Grounder,
+    film: &medground::image::Picture,
+    tb: &TrainBatch,
+    batch: usize,
+    new_tokens: usize,
+) -> Result<()> {
+    use safetensors::{Dtype as D, tensor::TensorView};
+    let seq = tb.seq;
+    let ids: Vec<i64> = tb.batch.ids.iter().flatten().map(|&t| t as i64).collect();
+    let mut labels = vec![-100i64; batch * seq];
+    for &(flat, token) in &tb.targets {
+        labels[flat + 1] = token as i64;
+    }
+    let pixels: Vec<f32> = tb
+        .batch
+        .pixels
+        .to_data()
+        .try_to_vec::<f32>()
+        .map_err(other)?;
+    let query: Vec<i64> = g
+        .prompt_ids(PHRASE, 0)?
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let query_pixels: Vec<f32> = g
+        .pixels(film)
+        .to_data()
+        .try_to_vec::<f32>()
+        .map_err(other)?;
+    let s = g.config.vision_config.image_size;
+    let bytes = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let tensors: Vec<(&str, D, Vec<usize>, Vec<u8>)> = vec![
+        ("input_ids", D::I64, vec![batch, seq], bytes(&ids)),
+        ("labels", D::I64, vec![batch, seq], bytes(&labels)),
+        (
+            "pixel_values",
+            D::F32,
+            vec![batch, 3, s, s],
+            floats(&pixels),
+        ),
+        ("query_ids", D::I64, vec![1, query.len()], bytes(&query)),
+        (
+            "query_pixels",
+            D::F32,
+            vec![1, 3, s, s],
+            floats(&query_pixels),
+        ),
+    ];
+    let views: HashMap<String, TensorView> = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            let view = TensorView::new(*dtype, shape.clone(), data).map_err(other)?;
+            Ok((name.to_string(), view))
+        })
+        .collect::<Result<_>>()?;
+    let out = safetensors::serialize(views, None).map_err(other)?;
+    write(&dir.join("inputs.safetensors"), out)?;
+    let meta = json!({ "new_tokens": new_tokens, "phrase": PHRASE, "batch": batch, "seq": seq });
+    write(
+        &dir.join("inputs.json"),
+        serde_json::to_vec_pretty(&meta).expect("json"),
+    )?;
+    Ok(())
+}
+
+fn other(e: impl std::fmt::Debug) -> Error {
+    Error::Other(format!("{e:?}"))
+}

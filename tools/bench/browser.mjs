@@ -1,0 +1,86 @@
+// Browser side of docs/BENCHMARKS.md: the npm package in headless Debian chromium, once on WebGPU
+// (SwiftShader on a machine without a GPU) and once on the wasm CPU fallback. Per backend: model
+// load (fetching the bundle from loopback, checking it, building the model), the first query
+// (shader compilation included: no warm-up) and the median of the next queries.
+// Needs pkg/wasm (tools/build-web.sh) and tests/browser/node_modules (npm ci there).
+// Usage: node tools/bench/browser.mjs OUT.json [queries]
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { readFile, writeFile } from 'node:fs/promises';
+import { extname, join, normalize, resolve } from 'node:path';
+
+const require = createRequire(new URL('../../tests/browser/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const OUT = process.argv[2] || 'target/bench/browser.json';
+const QUERIES = Number(process.argv[3] || 10);
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>medground bench</title>
+<script type="module">
+import { Grounder } from '/pkg/index.js';
+const q = new URLSearchParams(location.search);
+const backend = q.get('backend'), n = Number(q.get('n')), phrase = 'small left pleural effusion';
+try {
+  const film = new Uint8Array(await (await fetch('/tests/fixtures/chest_rg1.dcm')).arrayBuffer());
+  let t = performance.now();
+  const g = await Grounder.load('/assets/demo/', { backend, noWarmup: true });
+  const loadMs = performance.now() - t;
+  t = performance.now();
+  const first = await g.ground(film, phrase);
+  const firstMs = performance.now() - t;
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    t = performance.now();
+    await g.ground(film, phrase);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  window.result = { backend: g.backend, loadMs, firstMs, medianMs: times[Math.floor(times.length / 2)], queries: n, text: first.text };
+} catch (e) {
+  window.result = { error: String(e) };
+}
+</script>`;
+
+const server = http.createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+  if (path === '/' || path === '/bench.html') {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end(PAGE);
+  }
+  try {
+    const body = await readFile(join(ROOT, path));
+    res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
+    res.end(body);
+  } catch {
+    res.writeHead(404);
+    res.end();
+  }
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const results = {};
+try {
+  for (const backend of ['webgpu', 'cpu']) {
+    const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+    if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
+    try {
+      const page = await browser.newPage();
+      // SwiftShader runs WebGPU on the CPU, about 30x slower than flex: fewer queries there.
+      const n = backend === 'webgpu' ? Math.min(QUERIES, 3) : QUERIES;
+      await page.goto(`${origin}/bench.html?backend=${backend}&n=${n}`);
+      await page.waitForFunction(() => window.result, null, { timeout: 600_000 });
+      results[backend] = await page.evaluate(() => window.result);
+      if (results[backend].error) throw new Error(`${backend}: ${results[backend].error}`);
+      results[backend].browser = browser.version();
+      console.log(backend, JSON.stringify(results[backend]));
+    } finally {
+      await browser.close();
+    }
+  }
+} finally {
+  server.close();
+}
+await writeFile(OUT, JSON.stringify(results, null, 2));
