@@ -20,5 +20,5 @@ pub mod tokens;
 pub mod train;
 pub mod weights;
 pub use grounder::{Grounder, Grounding};
-#[cfg(all(target_arch = "wasm32", feature = "web"))]
+#[cfg(all(target_arch = "wasm32", feature = "web-cpu"))]
 pub mod web;

@@ -49,6 +49,7 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 
 /// Whether `navigator.gpu` exists and grants an adapter (Node and browsers without WebGPU have
 /// none; asking burn to start there would abort rather than fail).
+#[cfg(feature = "web")]
 async fn adapter_available() -> bool {
     use wasm_bindgen::JsCast;
     let get = |o: &JsValue, k: &str| {
@@ -77,6 +78,9 @@ async fn webgpu() -> Result<Device, String> {
     if let Some(found) = WEBGPU.with(|w| w.borrow().clone()) {
         return found;
     }
+    #[cfg(not(feature = "web"))]
+    let result = Err("WebGPU unavailable: this is the CPU-only build".to_string());
+    #[cfg(feature = "web")]
     let result = if adapter_available().await {
         Device::wgpu_options()
             .init_async()

@@ -1,5 +1,5 @@
-//! `bench`: the native side of docs/BENCHMARKS.md. Stage-2 training throughput (forward, backward
-//! and AdamW step on one fixed synthetic batch), greedy grounding latency (prefill and the box
+//! `bench`: the native side of docs/BENCHMARKS.md. Stage-2 training throughput (the `stage2`
+//! preset's LoRA and connector) (forward, backward and AdamW step on one fixed synthetic batch), greedy grounding latency (prefill and the box
 //! tokens) and peak memory, as medians after warm-up. `--save-inputs` writes the batch and the
 //! query it measured, so `tools/reference/bench_torch.py` times PyTorch + PEFT on the same ones.
 
@@ -24,7 +24,7 @@ use super::DEMO_MODEL;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Base bundle the stage-2 training step adapts (LoRA r 16, alpha 32 on q/v, connector).
+    /// Base bundle the stage-2 training step adapts (the `stage2` preset: LoRA and connector).
     #[arg(long, default_value = "assets/base")]
     base: PathBuf,
     /// Bundle the grounding query runs on.
@@ -115,7 +115,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
         write(path, serde_json::to_vec_pretty(&figures).expect("json"))?;
     }
     if let Some(dir) = &a.save_inputs {
-        save_inputs(dir, &g, &film, &tb, a.batch, new_tokens)?;
+        // PEFT matches module names (no `.weight`) against the same pattern.
+        let modules = cfg
+            .lora
+            .targets
+            .trim_start_matches('^')
+            .trim_end_matches('$')
+            .trim_end_matches(r"\.weight");
+        let meta = json!({
+            "new_tokens": new_tokens, "phrase": PHRASE, "batch": a.batch, "seq": tb.seq,
+            "lora": { "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "modules": modules },
+            "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay,
+            "clip_norm": cfg.optim.clip_norm,
+        });
+        save_inputs(dir, &g, &film, &tb, a.batch, meta)?;
     }
     Ok(())
 }
@@ -167,7 +180,7 @@ fn save_inputs(
     film: &medground::image::Picture,
     tb: &TrainBatch,
     batch: usize,
-    new_tokens: usize,
+    meta: serde_json::Value,
 ) -> Result<()> {
     use safetensors::{Dtype as D, tensor::TensorView};
     let seq = tb.seq;
@@ -221,7 +234,6 @@ fn save_inputs(
         .collect::<Result<_>>()?;
     let out = safetensors::serialize(views, None).map_err(other)?;
     write(&dir.join("inputs.safetensors"), out)?;
-    let meta = json!({ "new_tokens": new_tokens, "phrase": PHRASE, "batch": batch, "seq": seq });
     write(
         &dir.join("inputs.json"),
         serde_json::to_vec_pretty(&meta).expect("json"),

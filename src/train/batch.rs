@@ -28,7 +28,7 @@ pub struct Example {
 
 /// Where training examples come from.
 pub enum Source {
-    /// Synthetic films, generated on the fly. Stage 1 asks for anatomy boxes and descriptions,
+    /// Synthetic films, generated on the fly. Stage 1 asks for anatomy and object boxes and descriptions,
     /// stage 2 for the findings' boxes.
     Synth {
         synth: Synth,
@@ -75,7 +75,13 @@ impl Source {
                         answer,
                     });
                 }
-                let (name, b) = s.anatomy[r.random_range(0..s.anatomy.len())];
+                // Small objects (electrodes, markers) teach finding any small thing anywhere.
+                let pool = if !s.objects.is_empty() && r.random_bool(0.35) {
+                    &s.objects
+                } else {
+                    &s.anatomy
+                };
+                let (name, b) = pool[r.random_range(0..pool.len())];
                 refer(picture, name, &b, template)
             }
             Source::Records(records) => {

@@ -70,6 +70,11 @@ pub struct RunConfig {
 pub const PAPER_TARGETS: &str =
     r"^model\.text_model\.layers\.[0-9]+\.self_attn\.(q_proj|v_proj)\.weight$";
 
+/// Adapters on every linear layer of the text model (attention and MLP): the `stage2` default.
+/// The tiny model needs the capacity: on the same 500 steps, validation mIoU 0.49 against 0.41
+/// with the paper's q/v targets.
+pub const ALL_TEXT_TARGETS: &str = r"^model\.text_model\.layers\.[0-9]+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))\.weight$";
+
 impl TrainConfig {
     pub fn from_toml(text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::Config(format!("training config: {e}")))
@@ -94,7 +99,7 @@ impl TrainConfig {
             optim: OptimConfig {
                 lr: 1e-3,
                 warmup_steps: 100,
-                steps: 1800,
+                steps: 2500,
                 batch: 16,
                 accumulate: 1,
                 clip_norm: 1.0,
@@ -122,7 +127,12 @@ impl TrainConfig {
                 c.lora = LoraConfig {
                     rank: if name == "paper" { 64 } else { 16 },
                     alpha: if name == "paper" { 16.0 } else { 32.0 },
-                    targets: PAPER_TARGETS.into(),
+                    targets: if name == "paper" {
+                        PAPER_TARGETS
+                    } else {
+                        ALL_TEXT_TARGETS
+                    }
+                    .into(),
                     train_connector: true,
                 };
                 c.optim.lr = 1e-3;

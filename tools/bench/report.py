@@ -58,8 +58,9 @@ def main():
         f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}.",
         f"Both sides use {get(native, 'threads')} threads"
         + (f"; PyTorch {get(torch, 'torch')} with PEFT." if torch else "; PyTorch side not run."),
-        "Same tiny Idefics3 (8.2 M parameters; the shipped bundles as f32), same LoRA (r 16, alpha 32 "
-        "on the text model's q_proj/v_proj, connector trained, vision frozen), same batch of "
+        "Same tiny Idefics3 (the shipped bundles as f32), same LoRA (the `stage2` preset: r 16, "
+        "alpha 32 on every linear layer of the text model; connector trained, vision frozen; "
+        f"{get(native, 'trainable_params')} trainable parameters on both sides), same batch of "
         f"{get(native, 'batch')} synthetic films ({get(native, 'seq')} tokens each), same query. "
         "Medians after warm-up. Ratio: medground over PyTorch for throughput, PyTorch over "
         "medground for time and memory, so above 1.00x means medground is ahead.",

@@ -1,6 +1,6 @@
 """PyTorch + transformers + PEFT side of docs/BENCHMARKS.md, on the inputs `medground bench
 --save-inputs DIR` measured: the same tiny Idefics3 (the shipped bundles, loaded as f32), LoRA with
-the same targets, rank and alpha (q_proj/v_proj of the text model, r 16, alpha 32, no dropout) plus
+the same targets, rank and alpha (the `stage2` preset's, read from inputs.json; no dropout) plus
 the connector, AdamW with gradient clipping, the same batch; greedy grounding of the same query for
 the same number of new tokens; peak resident memory. Medians after warm-up, torch limited to
 --threads threads.
@@ -72,8 +72,9 @@ def main():
 
     # Training: stage 2 (vision frozen, LoRA on q/v, connector trained).
     base = Idefics3ForConditionalGeneration.from_pretrained(a.base, dtype=torch.float32)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, bias="none",
-                      target_modules=r"model\.text_model\.layers\.\d+\.self_attn\.(q_proj|v_proj)")
+    lo = meta["lora"]
+    lora = LoraConfig(r=lo["rank"], lora_alpha=lo["alpha"], lora_dropout=0.0, bias="none",
+                      target_modules=lo["modules"])
     model = get_peft_model(base, lora)
     for name, p in model.named_parameters():
         if ".connector." in name:
@@ -81,7 +82,7 @@ def main():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
-    optim = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    optim = torch.optim.AdamW(params, lr=meta["lr"], weight_decay=meta["weight_decay"])
     ids, labels = inputs["input_ids"], inputs["labels"]
     pixels = inputs["pixel_values"][:, None]
     mask = torch.ones_like(ids)
@@ -89,7 +90,7 @@ def main():
     def step():
         out = model(input_ids=ids, pixel_values=pixels, attention_mask=mask, labels=labels)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, meta["clip_norm"])
         optim.step()
         optim.zero_grad(set_to_none=True)
 

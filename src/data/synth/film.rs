@@ -5,10 +5,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::canvas::{Canvas, Waves};
-use crate::data::draw::draw_text;
 
-/// Film values in [0, 1], 8-bit quantised like the films a user drops.
-pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> Vec<f32> {
+/// Film values in [0, 1], 8-bit quantised like the films a user drops, with the objects burnt
+/// in or lying on the patient (`objects.rs`) and their boxes.
+pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::Object>) {
     let lo = 1.6 + r.random_range(-0.35..0.35);
     let hi = 5.6 + r.random_range(-0.4..0.4);
     let gamma = r.random_range(0.75..1.5);
@@ -31,41 +31,12 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> Vec<f32> {
     for x in v.iter_mut() {
         *x += noise * gaussian(r);
     }
-    if r.random_bool(0.5) {
-        let letter = if r.random_bool(0.5) { "L" } else { "R" };
-        let scale = (c.w / 100).max(1) + r.random_range(0..2);
-        let x = if r.random_bool(0.5) {
-            c.w / 20
-        } else {
-            c.w - c.w / 20 - 8 * scale
-        };
-        let y = c.h / 20 + r.random_range(0..c.h / 10);
-        draw_text(
-            &mut v,
-            c.w,
-            c.h,
-            x,
-            y,
-            letter,
-            scale,
-            r.random_range(0.8..1.0),
-        );
-    }
-    if r.random_bool(0.2) {
-        let (bw, bh) = (
-            c.w / 6 + r.random_range(0..c.w / 8),
-            c.h / 20 + r.random_range(0..c.h / 20),
-        );
-        let x0 = if r.random_bool(0.5) { 2 } else { c.w - bw - 2 };
-        let y0 = if r.random_bool(0.5) { 2 } else { c.h - bh - 2 };
-        let shade = r.random_range(0.7..1.0);
-        for y in y0..y0 + bh {
-            v[y * c.w + x0..y * c.w + x0 + bw].fill(shade);
-        }
-    }
-    v.into_iter()
+    let objects = super::objects::draw(&mut v, c.w, c.h, r);
+    let film = v
+        .into_iter()
         .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() / 255.0)
-        .collect()
+        .collect();
+    (film, objects)
 }
 
 fn box_blur(v: &[f32], w: usize, h: usize) -> Vec<f32> {

@@ -113,7 +113,9 @@ pub fn airspace(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding, patchy: bool) -
     let (cx, cy) = c.sample_in(r, region, rb, |x, y| {
         in_zone(f.zone, x as f32, y as f32, lb, f.side)
     })?;
-    let size = rb.width().min(rb.height()) * [0.22, 0.3, 0.4][f.severity as usize];
+    // Sized to the NIH ChestX-ray14 boxes (median pneumonia and infiltrate box about 50 x 60 px of
+    // 224): `tools/assets/nih_box_sizes.py`.
+    let size = rb.width().min(rb.height()) * [0.3, 0.4, 0.5][f.severity as usize];
     let count = if patchy {
         r.random_range(5..10)
     } else {
@@ -205,7 +207,7 @@ pub fn atelectasis(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bo
                 && (0.5..0.85).contains(&t)
                 && (0.2..0.8).contains(&lateral_t(x as f32, lb, f.side))
         })?;
-        let len = lb.width() * r.random_range(0.18..0.32);
+        let len = lb.width() * r.random_range(0.22..0.36);
         let thick = lb.height() * r.random_range(0.02..0.04);
         let angle = r.random_range(-0.25..0.25);
         let amp = r.random_range(1.2..1.8);

@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod compose;
 pub mod film;
 pub mod lesions;
+pub mod objects;
 pub mod phantom;
 pub mod regions;
 
@@ -39,6 +40,8 @@ pub struct SynthSample {
     pub findings: Vec<SynthFinding>,
     /// Anatomy phrases (`phrases::ANATOMY`) with the boxes of their projected structures.
     pub anatomy: Vec<(&'static str, PixelBox)>,
+    /// The film's objects (`objects.rs`: electrode, side marker, label) with their boxes.
+    pub objects: Vec<(&'static str, PixelBox)>,
     pub pose: usize,
 }
 
@@ -226,12 +229,13 @@ impl Synth {
             }
         }
         let anatomy = anatomy(&canvas);
-        let data = film::expose(&canvas, &mut r);
+        let (data, objects) = film::expose(&canvas, &mut r);
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");
         SynthSample {
             picture,
             anatomy,
+            objects,
             findings,
             pose,
         }
