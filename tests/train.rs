@@ -89,10 +89,14 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         &done.model.model.text_model.layers[0],
         &original.model.text_model.layers[0],
     );
+    // The stage2 preset adapts every linear of the text model, and nothing else.
     assert!(
         t0.self_attn.q_proj.weight.adapter().is_some()
-            && t0.self_attn.k_proj.weight.adapter().is_none()
+            && t0.self_attn.k_proj.weight.adapter().is_some()
+            && t0.mlp.down_proj.weight.adapter().is_some()
     );
+    let v0 = &done.model.model.vision_model.encoder.layers[0];
+    assert!(v0.self_attn.q_proj.weight.adapter().is_none());
     assert!(same(
         t0.self_attn.q_proj.weight.base(),
         o0.self_attn.q_proj.weight.val()
@@ -102,8 +106,12 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         o0.self_attn.v_proj.weight.val()
     ));
     assert!(same(
-        t0.mlp.up_proj.weight.val(),
+        t0.mlp.up_proj.weight.base(),
         o0.mlp.up_proj.weight.val()
+    ));
+    assert!(same(
+        t0.input_layernorm.gamma.val().unsqueeze_dim(0),
+        o0.input_layernorm.gamma.val().unsqueeze_dim(0)
     ));
     let v = |m: &Idefics3| m.model.vision_model.encoder.layers[1].mlp.fc1.weight.val();
     assert!(same(v(&done.model), v(&original)));
@@ -143,7 +151,20 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         serde_json::from_slice(&std::fs::read(adapter.join(peft::CONFIG)).unwrap()).unwrap();
     assert_eq!(
         (config.r, config.target_modules.clone()),
-        (4, vec!["q_proj".to_string(), "v_proj".to_string()])
+        (
+            4,
+            [
+                "down_proj",
+                "gate_proj",
+                "k_proj",
+                "o_proj",
+                "q_proj",
+                "up_proj",
+                "v_proj"
+            ]
+            .map(String::from)
+            .to_vec()
+        )
     );
     let imported = peft::merge(
         &bundle,
