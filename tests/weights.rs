@@ -1,5 +1,5 @@
 //! Weights that do not fit the model are errors naming the tensor; our bundle round-trips in f32
-//! and f16 and is read back with the same outputs.
+//! and f16 and is read back with the same outputs; int8 bundles answer as f16 ones.
 
 use burn::prelude::*;
 use medground::model::{Idefics3, Idefics3Config};
@@ -93,4 +93,61 @@ fn f32_and_f16_round_trips() {
             .fold(0.0, f32::max);
         assert!(worst <= tol, "{dtype:?}: {worst}");
     }
+}
+
+/// The shipped demo bundle exported as int8 (half the bytes of f16) gives the f16 bundle's boxes
+/// on the DICOM fixture and on synthetic test films (IoU >= 0.7 each, >= 0.9 on average).
+#[test]
+fn int8_bundle_answers_as_f16() {
+    use medground::Grounder;
+    use medground::data::synth::{Split, Synth};
+    use medground::protocol::GridBox;
+    use medground::weights::Bundle;
+    let device = Device::flex();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let f16 = Bundle::read_dir(&dir).unwrap();
+    let f16g = Grounder::from_bundle(&f16, &device).unwrap();
+    let int8 = safetensors::save(&f16g.model, Dtype::Int8).unwrap();
+    assert!(int8.len() * 10 < f16.file("model.safetensors").len() * 6);
+    let bundle = Bundle::new(
+        f16g.config.to_json(),
+        f16.file("tokenizer.json").to_vec(),
+        int8,
+        Dtype::Int8,
+    );
+    let int8g = Grounder::from_bundle(&bundle, &device).unwrap();
+    let film = medground::image::decode(
+        &std::fs::read(dir.join("../../tests/fixtures/chest_rg1.dcm")).unwrap(),
+    )
+    .unwrap();
+    let synth = Synth::new(0, Split::Test, 224);
+    let mut cases = vec![(film, "small left pleural effusion".to_string())];
+    for i in 0..6 {
+        let s = synth.sample(i);
+        let phrase = s.findings[0].phrase.clone();
+        cases.push((s.picture, phrase));
+    }
+    let iou = |a: &GridBox, b: &GridBox| {
+        let (a, b) = (
+            [a.x1, a.y1, a.x2, a.y2].map(|v| v as f32),
+            [b.x1, b.y1, b.x2, b.y2].map(|v| v as f32),
+        );
+        let inter =
+            (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+        let area = |q: [f32; 4]| (q[2] - q[0]) * (q[3] - q[1]);
+        inter / (area(a) + area(b) - inter)
+    };
+    let mut sum = 0.0;
+    for (picture, phrase) in &cases {
+        let a = GridBox::parse(&f16g.answer(picture, phrase).unwrap().0).unwrap();
+        let b = GridBox::parse(&int8g.answer(picture, phrase).unwrap().0).unwrap();
+        let o = iou(&a, &b);
+        assert!(o >= 0.7, "{phrase}: {a:?} vs {b:?}");
+        sum += o;
+    }
+    assert!(
+        sum / cases.len() as f32 >= 0.9,
+        "mean IoU {}",
+        sum / cases.len() as f32
+    );
 }

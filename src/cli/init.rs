@@ -31,6 +31,7 @@ pub struct InitArgs {
 pub enum DtypeArg {
     F32,
     F16,
+    Int8,
 }
 
 impl From<DtypeArg> for Dtype {
@@ -38,6 +39,7 @@ impl From<DtypeArg> for Dtype {
         match d {
             DtypeArg::F32 => Dtype::F32,
             DtypeArg::F16 => Dtype::F16,
+            DtypeArg::Int8 => Dtype::Int8,
         }
     }
 }

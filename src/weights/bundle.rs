@@ -25,6 +25,8 @@ pub const MAX_FILE_BYTES: u64 = 4 << 30;
 pub enum Dtype {
     F32,
     F16,
+    /// Weight matrices as i8 with per-row scales, the rest f16 (`int8.rs`).
+    Int8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! and HF checkpoints are one format) and our bundle folder with its manifest of checksums.
 
 pub mod bundle;
+pub mod int8;
 pub mod peft;
 pub mod safetensors;
 

@@ -12,8 +12,14 @@ use burn::tensor::DType;
 use super::Dtype;
 use crate::error::{Error, Result};
 
-/// Loads `bytes` (an HF-layout safetensors file, f32 or f16) into `module`, computing in f32.
+/// Loads `bytes` (an HF-layout safetensors file, f32, f16 or our int8) into `module`, computing
+/// in f32.
 pub fn load<M: ModuleSnapshot + Module>(module: &mut M, bytes: Vec<u8>) -> Result<()> {
+    let bytes = if super::int8::is_quantized(&bytes)? {
+        super::int8::dequantize(&bytes)?
+    } else {
+        bytes
+    };
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .allow_partial(true)
@@ -42,14 +48,20 @@ pub fn load<M: ModuleSnapshot + Module>(module: &mut M, bytes: Vec<u8>) -> Resul
 /// Saves `module` as an HF-layout safetensors file.
 pub fn save<M: ModuleSnapshot + Module>(module: &M, dtype: Dtype) -> Result<Vec<u8>> {
     let mut store = match dtype {
-        Dtype::F32 => SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter),
+        Dtype::F32 | Dtype::Int8 => {
+            SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter)
+        }
         Dtype::F16 => SafetensorsStore::from_bytes(None)
             .with_to_adapter(BurnToPyTorchAdapter.chain(HalfPrecisionAdapter::new())),
     };
     module
         .save_into(&mut store)
         .map_err(|e| Error::Weights(format!("cannot serialise weights: {e}")))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| Error::Weights(format!("cannot serialise weights: {e}")))
+        .map_err(|e| Error::Weights(format!("cannot serialise weights: {e}")))?;
+    match dtype {
+        Dtype::Int8 => super::int8::quantize(&bytes),
+        _ => Ok(bytes),
+    }
 }
