@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use half::f16;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype as St, SafeTensors};
 
+use super::raw::{read_f32, write_as};
 use crate::error::{Error, Result};
 
 /// Suffix of the per-row scale beside each quantized weight.
@@ -16,21 +16,6 @@ pub const SCALE: &str = ".int8_scale";
 
 fn bad(e: impl std::fmt::Display) -> Error {
     Error::Weights(format!("unreadable safetensors: {e}"))
-}
-
-fn floats(view: &TensorView) -> Result<Vec<f32>> {
-    let d = view.data();
-    Ok(match view.dtype() {
-        St::F32 => d
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        St::F16 => d
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => return Err(bad(format!("unexpected dtype {other:?}"))),
-    })
 }
 
 fn serialize(tensors: &BTreeMap<String, (St, Vec<usize>, Vec<u8>)>) -> Result<Vec<u8>> {
@@ -51,7 +36,7 @@ pub fn quantize(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();
-        let values = floats(&view)?;
+        let values = read_f32(&view)?;
         if shape.len() == 2 && name.ends_with(".weight") {
             let cols = shape[1];
             let mut q = Vec::with_capacity(values.len());
@@ -72,11 +57,7 @@ pub fn quantize(bytes: &[u8]) -> Result<Vec<u8>> {
             );
             out.insert(name, (St::I8, shape, q));
         } else {
-            let half = values
-                .iter()
-                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-                .collect();
-            out.insert(name, (St::F16, shape, half));
+            out.insert(name, (St::F16, shape, write_as(&values, St::F16)));
         }
     }
     serialize(&out)
@@ -109,7 +90,7 @@ pub fn dequantize(bytes: &[u8]) -> Result<Vec<u8>> {
             let scale = st
                 .tensor(&format!("{name}{SCALE}"))
                 .map_err(|_| Error::Weights(format!("int8 tensor {name} has no {SCALE}")))?;
-            let scales = floats(&scale)?;
+            let scales = read_f32(&scale)?;
             let cols = shape.get(1).copied().unwrap_or(0);
             if shape.len() != 2 || scales.len() != shape[0] {
                 return Err(Error::Weights(format!(
@@ -123,10 +104,9 @@ pub fn dequantize(bytes: &[u8]) -> Result<Vec<u8>> {
                 .map(|(i, &b)| b as i8 as f32 * scales[i / cols])
                 .collect()
         } else {
-            floats(&view)?
+            read_f32(&view)?
         };
-        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        out.insert(name, (St::F32, shape, data));
+        out.insert(name, (St::F32, shape, write_as(&values, St::F32)));
     }
     serialize(&out)
 }
@@ -158,7 +138,7 @@ mod tests {
         let back = dequantize(&q).unwrap();
         let st = SafeTensors::deserialize(&back).unwrap();
         assert_eq!(st.names().len(), 2);
-        let got = floats(&st.tensor("a.weight").unwrap()).unwrap();
+        let got = read_f32(&st.tensor("a.weight").unwrap()).unwrap();
         for (row, (g, o)) in got.chunks(4).zip(w.chunks(4)).enumerate() {
             let step = o.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
             for (a, b) in g.iter().zip(o) {
@@ -166,7 +146,7 @@ mod tests {
             }
         }
         assert_eq!(
-            floats(&st.tensor("a.bias").unwrap()).unwrap(),
+            read_f32(&st.tensor("a.bias").unwrap()).unwrap(),
             vec![0.5, -1.0, 2.0]
         );
     }

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod int8;
 pub mod peft;
+mod raw;
 pub mod safetensors;
 
 pub use bundle::{Bundle, Dtype};

@@ -4,17 +4,16 @@
 // (shader compilation included: no warm-up) and the median of the next queries.
 // Needs pkg/wasm (tools/build-web.sh) and tests/browser/node_modules (npm ci there).
 // Usage: node tools/bench/browser.mjs OUT.json [queries]
-import http from 'node:http';
 import { createRequire } from 'node:module';
-import { readFile, writeFile } from 'node:fs/promises';
-import { extname, join, normalize, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { serve } from '../../tests/browser/serve.mjs';
 
 const require = createRequire(new URL('../../tests/browser/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const OUT = process.argv[2] || 'target/bench/browser.json';
 const QUERIES = Number(process.argv[3] || 10);
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>medground bench</title>
 <script type="module">
@@ -42,23 +41,7 @@ try {
 }
 </script>`;
 
-const server = http.createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-  if (path === '/' || path === '/bench.html') {
-    res.writeHead(200, { 'content-type': 'text/html' });
-    return res.end(PAGE);
-  }
-  try {
-    const body = await readFile(join(ROOT, path));
-    res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const origin = `http://127.0.0.1:${server.address().port}`;
+const { server, origin } = await serve(ROOT, { '/': PAGE, '/bench.html': PAGE });
 
 const results = {};
 try {
