@@ -1,5 +1,5 @@
-//! The `ground` command end to end: a well-formed box on PNG and DICOM inputs, and bad input as a
-//! clear message with exit code 2 (never a panic).
+//! The `ground` and `bench` commands end to end: a well-formed box on PNG and DICOM inputs, bad
+//! input as a clear message with exit code 2 (never a panic), and bench's figures and inputs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -269,4 +269,69 @@ fn data_synth_is_deterministic_and_strict_loading_fails_on_bad_rows() {
         &medground(&["data", "stats", &bad, "--strict"]),
         "4 unusable rows (--strict)",
     );
+}
+
+/// `bench` measures what it says on the shipped bundles and writes the inputs the PyTorch side
+/// replays: a batch whose labels mark exactly the answer tokens, and the query.
+#[test]
+fn bench_reports_figures_and_writes_the_batch_it_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let json = dir.path().join("native.json");
+    let out = medground(&[
+        "bench",
+        "--steps",
+        "1",
+        "--queries",
+        "1",
+        "--batch",
+        "2",
+        "--save-inputs",
+        d,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(f["train_samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(f["ground_ms"].as_f64().unwrap() > 0.0);
+    assert!(f["peak_rss_train_mb"].as_f64().unwrap() >= f["peak_rss_infer_mb"].as_f64().unwrap());
+    assert_eq!(f["new_tokens"], 6); // `{`, four grid tokens, `}`
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("inputs.json")).unwrap()).unwrap();
+    assert_eq!(meta["lora"]["rank"], 16);
+    let bytes = std::fs::read(dir.path().join("inputs.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let seq = meta["seq"].as_u64().unwrap() as usize;
+    assert_eq!(st.tensor("input_ids").unwrap().shape(), [2, seq]);
+    assert_eq!(st.tensor("pixel_values").unwrap().shape(), [2, 3, 224, 224]);
+    let labels: Vec<i64> = st
+        .tensor("labels")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let ids: Vec<i64> = st
+        .tensor("input_ids")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    for row in 0..2 {
+        let marked: Vec<usize> = (0..seq)
+            .filter(|&j| labels[row * seq + j] != -100)
+            .collect();
+        assert!(!marked.is_empty());
+        // The answer is one run of tokens, and each label is the token at its own position.
+        assert_eq!(marked.last().unwrap() - marked[0] + 1, marked.len());
+        for j in marked {
+            assert_eq!(labels[row * seq + j], ids[row * seq + j]);
+        }
+    }
 }
