@@ -13,14 +13,15 @@ export interface Grounding {
 
 export interface LoadOptions {
   backend?: 'auto' | 'webgpu' | 'cpu';
-  /** Where the .wasm file is, or its bytes (default: beside this package's files). */
+  /** Where the .wasm file of the chosen build is, or its bytes (default: beside this package's files). */
   wasm?: string | URL | Uint8Array | ArrayBuffer;
   noWarmup?: boolean;
 }
 
 export type ImageInput = Uint8Array | ArrayBuffer | ImageData | ImageBitmap;
 
-export declare function initWasm(wasm?: LoadOptions['wasm']): Promise<unknown>;
+/** Instantiates one build once: "cpu" (default; 4.4 MB) or "gpu" (with WebGPU). `Grounder.load` calls it. */
+export declare function initWasm(wasm?: LoadOptions['wasm'], build?: 'cpu' | 'gpu'): Promise<unknown>;
 
 export declare class Grounder {
   /** A bundle folder URL (or path in Node), or a map of file name to bytes. */

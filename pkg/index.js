@@ -1,19 +1,46 @@
 // medground for JavaScript: load a model bundle, then ground(image, phrase) -> box.
-import init, { WebGrounder, preview } from './wasm/medground.js';
+// Two builds of the same crate: with WebGPU (medground_bg.wasm) and CPU only
+// (medground_cpu_bg.wasm, a third of the size). Only the one a Grounder needs is fetched.
+import * as gpuBuild from './wasm/medground.js';
+import * as cpuBuild from './wasm/medground_cpu.js';
 
-let ready = null;
+const builds = {
+  gpu: { module: gpuBuild, file: './wasm/medground_bg.wasm', ready: null },
+  cpu: { module: cpuBuild, file: './wasm/medground_cpu_bg.wasm', ready: null },
+};
+const inNode = typeof window === 'undefined' && typeof process !== 'undefined' && Boolean(process.versions?.node);
 
-/** Instantiates the WebAssembly module once; `wasm` may be bytes or a URL (defaults beside this file). */
-export function initWasm(wasm) {
-  ready ??= (async () => {
-    const inNode = typeof window === 'undefined' && typeof process !== 'undefined' && process.versions?.node;
+async function hasAdapter() {
+  try {
+    return Boolean(globalThis.navigator?.gpu && (await globalThis.navigator.gpu.requestAdapter()));
+  } catch {
+    return false;
+  }
+}
+
+/** Which build serves `backend`: "auto" takes WebGPU's only when an adapter is granted. */
+async function buildFor(backend) {
+  if (backend === 'cpu') return 'cpu';
+  if (backend === 'webgpu') return 'gpu';
+  return (await hasAdapter()) ? 'gpu' : 'cpu';
+}
+
+/**
+ * Instantiates one build's WebAssembly module once (`build`: "cpu", the default, or "gpu");
+ * `wasm` may be its bytes or URL (defaults beside this file).
+ */
+export function initWasm(wasm, build = 'cpu') {
+  const b = builds[build];
+  if (!b) throw new Error(`unknown build ${build}: use cpu or gpu`);
+  b.ready ??= (async () => {
     if (wasm === undefined && inNode) {
       // Node's fetch does not read file: URLs; hand the module its bytes.
-      wasm = await readFile(new URL('./wasm/medground_bg.wasm', import.meta.url));
+      wasm = await readFile(new URL(b.file, import.meta.url));
     }
-    return init(wasm === undefined ? undefined : { module_or_path: wasm });
+    await b.module.default(wasm === undefined ? undefined : { module_or_path: wasm });
+    return b.module;
   })();
-  return ready;
+  return b.ready;
 }
 
 async function readFile(path) {
@@ -49,7 +76,8 @@ export class Grounder {
    * names to bytes. `options.backend`: "auto" (default), "webgpu" or "cpu"; `options.wasm`.
    */
   static async load(bundle, options = {}) {
-    await initWasm(options.wasm);
+    const backend = options.backend ?? 'auto';
+    const wasm = await initWasm(options.wasm, await buildFor(backend));
     let files = bundle;
     if (typeof bundle === 'string' || bundle instanceof URL) {
       const base = String(bundle).endsWith('/') ? String(bundle) : `${bundle}/`;
@@ -58,7 +86,7 @@ export class Grounder {
       files = { 'manifest.json': manifestBytes };
       for (const name of Object.keys(manifest.files)) files[name] = await fetchBytes(base + name);
     }
-    const inner = await WebGrounder.load(files, { backend: options.backend ?? 'auto', noWarmup: options.noWarmup ?? false });
+    const inner = await wasm.WebGrounder.load(files, { backend, noWarmup: options.noWarmup ?? false });
     return new Grounder(inner);
   }
 
@@ -88,4 +116,9 @@ export class Grounder {
   }
 }
 
-export { preview };
+/** Decodes a film to RGBA for display; needs an instantiated build (Grounder.load or initWasm). */
+export function preview(bytes) {
+  const b = [builds.gpu, builds.cpu].find((x) => x.ready);
+  if (!b) throw new Error('call Grounder.load or initWasm first');
+  return b.module.preview(bytes);
+}

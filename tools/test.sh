@@ -24,11 +24,12 @@ fi
 
 step "wasm32 build: the page (trunk) and the npm package"
 bash tools/build-web.sh
-# A guard against size regressions; the goal (under 6 MB) is not met yet: see the web issue.
-for f in dist/medground_bg.wasm pkg/wasm/medground_bg.wasm; do
-  size=$(stat -c %s "$f")
-  echo "$f: $size bytes"
-  [ "$size" -lt 14000000 ] || { echo "$f grew past 14 MB"; exit 1; }
+# Size guards: the CPU-only build meets the 6 MB goal; the WebGPU build does not yet (see the web
+# issue), so it is only kept from growing.
+check_size() { size=$(stat -c %s "$1"); echo "$1: $size bytes"; [ "$size" -lt "$2" ] || { echo "$1 grew past $2 bytes"; exit 1; }; }
+for d in dist pkg/wasm; do
+  check_size "$d/medground_cpu_bg.wasm" 6000000
+  check_size "$d/medground_bg.wasm" 14000000
 done
 (cd pkg && npm pack --dry-run --json >/dev/null)
 

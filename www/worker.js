@@ -1,11 +1,31 @@
 // Runs the model off the main thread. Fetches the bundle once (sha256 checked against the
-// manifest by the Rust side), keeps it in the Cache API for offline visits.
-importScripts('./medground.js');
+// manifest by the Rust side), keeps it in the Cache API for offline visits. Loads the WebGPU
+// build of the wasm only when WebGPU grants an adapter, the CPU-only build (a third of the
+// size) otherwise.
 
 const MODEL = './model/';
 const CACHE = 'medground-model-v1';
 let grounder = null;
-const wasmReady = wasm_bindgen('./medground_bg.wasm');
+let wasmReady = null;
+
+async function adapter() {
+  try {
+    return Boolean(self.navigator.gpu && (await self.navigator.gpu.requestAdapter()));
+  } catch {
+    return false;
+  }
+}
+
+// The wasm module for `backend` ("auto", "webgpu" or "cpu"), instantiated once per worker.
+function wasm(backend = 'auto') {
+  wasmReady ??= (async () => {
+    const gpu = backend === 'webgpu' || (backend !== 'cpu' && (await adapter()));
+    const name = gpu ? 'medground' : 'medground_cpu';
+    importScripts(`./${name}.js`);
+    await wasm_bindgen(`./${name}_bg.wasm`);
+  })();
+  return wasmReady;
+}
 
 async function cachedFetch(cache, url, onBytes) {
   let response = await cache.match(url);
@@ -30,7 +50,7 @@ async function cachedFetch(cache, url, onBytes) {
 }
 
 async function load(backend) {
-  await wasmReady;
+  await wasm(backend);
   const cache = await caches.open(CACHE);
   const manifestBytes = await cachedFetch(cache, MODEL + 'manifest.json', () => {});
   const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
@@ -59,7 +79,7 @@ onmessage = async ({ data }) => {
     let result;
     if (type === 'load') result = await load(data.backend);
     else if (type === 'preview') {
-      await wasmReady;
+      await wasm();
       const p = wasm_bindgen.preview(data.bytes);
       result = { width: p.width, height: p.height, rgba: p.rgba };
     } else if (type === 'ground') {

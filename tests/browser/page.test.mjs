@@ -34,6 +34,9 @@ async function run(webgpu) {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
   const page = await browser.newPage();
   const foreign = [];
+  const wasm = [];
+  // Requests from the worker go through the browser context, so listen there.
+  page.context().on('request', (r) => { if (r.url().endsWith('.wasm')) wasm.push(r.url().split('/').pop()); });
   page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) foreign.push(r.url()); });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -59,6 +62,8 @@ async function run(webgpu) {
     await page.screenshot({ path: `${SHOTS}/page-${backend}.png`, fullPage: true });
     await writeFile(`${SHOTS}/answer-${backend}.json`, JSON.stringify(answer));
     assert.deepEqual(foreign, [], 'requests left the page origin');
+    // Only the build the backend needs is fetched: the CPU-only one without WebGPU.
+    assert.deepEqual(wasm, [webgpu ? 'medground_bg.wasm' : 'medground_cpu_bg.wasm']);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
