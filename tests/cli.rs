@@ -309,20 +309,14 @@ fn bench_reports_figures_and_writes_the_batch_it_timed() {
     let seq = meta["seq"].as_u64().unwrap() as usize;
     assert_eq!(st.tensor("input_ids").unwrap().shape(), [2, seq]);
     assert_eq!(st.tensor("pixel_values").unwrap().shape(), [2, 3, 224, 224]);
-    let labels: Vec<i64> = st
-        .tensor("labels")
-        .unwrap()
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    let ids: Vec<i64> = st
-        .tensor("input_ids")
-        .unwrap()
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let ints = |name: &str| -> Vec<i64> {
+        let t = st.tensor(name).unwrap();
+        let data = t.data();
+        data.chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let (labels, ids) = (ints("labels"), ints("input_ids"));
     for row in 0..2 {
         let marked: Vec<usize> = (0..seq)
             .filter(|&j| labels[row * seq + j] != -100)
