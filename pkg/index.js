@@ -51,7 +51,7 @@ async function readFile(path) {
 }
 
 async function fetchBytes(url) {
-  if (typeof url === 'string' && !/^[a-z]+:/i.test(url) && typeof window === 'undefined' && typeof process !== 'undefined') {
+  if (typeof url === 'string' && !/^[a-z]+:/i.test(url) && inNode) {
     return readFile(url); // a path on disk, in Node
   }
   const r = await fetch(url);

@@ -2,17 +2,14 @@
 # Builds the page into dist/ (trunk) and the npm package's wasm into pkg/wasm/, each twice: with
 # WebGPU (`web`: medground.js, medground_bg.wasm) and CPU only (`web-cpu`: medground_cpu.js,
 # medground_cpu_bg.wasm, a third of the size; made by trunk's post_build hook tools/web-cpu.sh),
-# so that browsers without a WebGPU adapter and Node fetch the small one. wasm-opt runs on
-# cargo's output, before wasm-bindgen: Debian's binaryen 108 breaks the externref table of
-# wasm-bindgen's output when run after it.
+# so that browsers without a WebGPU adapter and Node fetch the small one (tools/wasm-opt.sh runs
+# on cargo's output, before wasm-bindgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 out=target/wasm32-unknown-unknown/wasm-release
 trunk --config trunk.toml build --release --cargo-profile wasm-release
-wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$out/medground-gpu.wasm" -o "$out/medground-gpu.wasm.opt"
+bash tools/wasm-opt.sh "$out/medground-gpu.wasm" "$out/medground-gpu.wasm.opt"
 wasm-bindgen --target no-modules --no-typescript --out-name medground --out-dir dist "$out/medground-gpu.wasm.opt"
 wasm-bindgen --target web --out-name medground --out-dir pkg/wasm "$out/medground-gpu.wasm.opt"
 wasm-bindgen --target web --out-name medground_cpu --out-dir pkg/wasm "$out/medground-cpu.wasm.opt"

@@ -10,8 +10,6 @@ out=target/wasm32-unknown-unknown/wasm-release
 cp "$out/medground.wasm" "$out/medground-gpu.wasm"
 cargo build --locked --target wasm32-unknown-unknown --profile wasm-release --no-default-features --features web-cpu
 cp "$out/medground.wasm" "$out/medground-cpu.wasm"
-wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$out/medground-cpu.wasm" -o "$out/medground-cpu.wasm.opt"
+bash tools/wasm-opt.sh "$out/medground-cpu.wasm" "$out/medground-cpu.wasm.opt"
 wasm-bindgen --target no-modules --no-typescript --out-name medground_cpu \
   --out-dir "${TRUNK_STAGING_DIR:-dist}" "$out/medground-cpu.wasm.opt"

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::Args;
 use medground::data::synth::{Split, Synth};
@@ -53,11 +52,11 @@ const PHRASE: &str = "small left pleural effusion";
 pub fn run(a: BenchArgs) -> Result<()> {
     let device = medground::device::parse(&a.device)?;
     let threads = rayon::current_num_threads();
-    let synth = Synth::new(0, Split::Test, 224);
-    let film = synth.sample(0).picture;
-
     // Grounding: the demo bundle, one film, the evaluation prompt.
     let g = Grounder::from_bundle(&Bundle::read_dir(&a.model)?, &device)?;
+    let film = Synth::new(0, Split::Test, g.config.vision_config.image_size)
+        .sample(0)
+        .picture;
     let mut answer = String::new();
     let query_ms = median_ms(3, a.queries, &device, || {
         answer = g.answer(&film, PHRASE)?.0;
@@ -70,7 +69,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut cfg = TrainConfig::preset("stage2")?;
     cfg.base = a.base.display().to_string();
     let train_device = device.clone().autodiff();
-    let (mut model, config, tokens, _) = prepare(&cfg, &train_device)?;
+    let (model, config, tokens, _) = prepare(&cfg, &train_device)?;
     let trainable = trainable_params(&model);
     let source = Source::Synth {
         synth: Synth::new(0, Split::Train, config.vision_config.image_size),
@@ -80,20 +79,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .map(|i| source.example(i, 0))
         .collect::<Result<Vec<_>>>()?;
     let tb = build(&examples, &tokens, &config, &train_device)?;
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.optim.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.optim.clip_norm)))
-        .init();
-    let mut model_slot = Some(model);
+    let mut optim = cfg.optim.adamw().init();
+    // The optimizer step consumes the model and hands back the updated one.
+    let mut model = Some(model);
     let step_ms = median_ms(2, a.steps, &train_device, || {
-        let m = model_slot.take().expect("model");
+        let m = model.take().expect("model");
         let loss = answer_loss(&m, &tb, config.image_token_id);
         let grads = GradientsParams::from_grads(loss.backward(), &m);
-        model_slot = Some(optim.step(cfg.optim.lr, m, grads));
+        model = Some(optim.step(cfg.optim.lr, m, grads));
         Ok(())
     })?;
-    model = model_slot.take().expect("model");
-    drop(model);
     let rss_train = peak_rss_mb();
 
     let figures = json!({

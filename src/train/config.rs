@@ -66,6 +66,17 @@ pub struct RunConfig {
     pub device: String,
 }
 
+impl OptimConfig {
+    /// AdamW with this config's weight decay and per-tensor gradient-norm clipping.
+    pub fn adamw(&self) -> burn::optim::AdamWConfig {
+        burn::optim::AdamWConfig::new()
+            .with_weight_decay(self.weight_decay)
+            .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
+                self.clip_norm,
+            )))
+    }
+}
+
 /// Adapters on the text model's query and value projections, as the paper.
 pub const PAPER_TARGETS: &str =
     r"^model\.text_model\.layers\.[0-9]+\.self_attn\.(q_proj|v_proj)\.weight$";

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Lora, Module, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
@@ -109,10 +108,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         100.0 * trainable as f64 / total as f64
     );
     let o = &cfg.optim;
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(o.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(o.clip_norm)))
-        .init();
+    let mut optim = o.adamw().init();
     let mut progress = Progress {
         step: 0,
         samples: 0,
