@@ -14,6 +14,8 @@ use crate::protocol::metrics::{Scores, Summary};
 #[derive(Debug, Clone)]
 pub struct Prediction {
     pub record: usize,
+    /// The record whose film was asked (`record` itself unless `Films::Other`).
+    pub film: usize,
     pub text: String,
     pub box_px: Option<PixelBox>,
     pub iou: f32,
@@ -30,15 +32,31 @@ pub struct Table {
     pub overall: Summary,
 }
 
+/// Which film each phrase is asked of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Films {
+    /// Its own: the evaluation proper.
+    Own,
+    /// Another record's (half the set away): what answering from the phrase alone scores. A
+    /// model that grounds from the film scores far below its `Own` figures here.
+    Other,
+}
+
 pub fn evaluate(
     g: &Grounder,
     records: &[Record],
+    films: Films,
     mut progress: impl FnMut(usize),
 ) -> Result<Evaluation> {
     let mut scores = Scores::default();
     let mut predictions = Vec::with_capacity(records.len());
+    let n = records.len();
     for (i, r) in records.iter().enumerate() {
-        let picture = r.picture()?;
+        let film = match films {
+            Films::Own => i,
+            Films::Other => (i + n / 2) % n,
+        };
+        let picture = records[film].picture()?;
         let (text, _) = g.answer(&picture, &r.phrase)?;
         let (box_px, iou) = match GridBox::parse(&text) {
             Ok(grid) => {
@@ -53,6 +71,7 @@ pub fn evaluate(
         };
         predictions.push(Prediction {
             record: i,
+            film,
             text,
             box_px,
             iou,

@@ -287,3 +287,53 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
         wa.len()
     );
 }
+
+/// Stage 1 trains the whole model, the vision tower included (with Burn's default AdamW epsilon
+/// of 1e-5 its tiny gradients moved nothing, and the model never learnt to look at films), with
+/// the dense probe and the image-token targets beside the answer loss; the probe is not shipped.
+#[test]
+fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = TrainConfig::preset("stage1").unwrap();
+    c.base = fixture().to_string_lossy().into_owned();
+    c.optim.steps = 10;
+    c.optim.warmup_steps = 2;
+    c.optim.batch = 4;
+    c.data.val = "synth:2:val".into();
+    c.run.out = dir.path().to_string_lossy().into_owned();
+    c.run.eval_every = 1000;
+    c.run.checkpoint_every = 100;
+    let done = run(&c, false).unwrap();
+    assert_eq!(done.trainable, done.total);
+
+    let original = Grounder::from_bundle(&Bundle::read_dir(&fixture()).unwrap(), &Device::flex())
+        .unwrap()
+        .model;
+    let patch = |m: &Idefics3| {
+        m.model
+            .vision_model
+            .embeddings
+            .patch_embedding
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (patch(&done.model), patch(&original));
+    let shift = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    assert!(shift > 1e-3, "patch embedding moved {shift:.2e} on average");
+
+    let names = |d: &Path| {
+        let b = Bundle::read_dir(d).unwrap();
+        let mut n: Vec<String> = safetensors::SafeTensors::deserialize(b.file("model.safetensors"))
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&done.bundle), names(&fixture()));
+}

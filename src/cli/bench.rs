@@ -120,7 +120,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let meta = json!({
             "new_tokens": new_tokens, "phrase": PHRASE, "batch": a.batch, "seq": tb.seq,
             "lora": { "rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "modules": modules },
-            "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay,
+            "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay, "eps": cfg.optim.epsilon,
             "clip_norm": cfg.optim.clip_norm,
         });
         save_inputs(dir, &g, &film, &tb, a.batch, meta)?;

@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use medground::data::open;
 use medground::data::preview::{Tile, sheet};
-use medground::eval::evaluate;
+use medground::eval::{Films, evaluate};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -26,15 +26,25 @@ pub struct EvalArgs {
     /// Write table.md, table.json and predictions.png here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Ask each phrase of another record's film: the score of answering from the phrase alone,
+    /// the baseline a grounding model must beat by far.
+    #[arg(long)]
+    other_film: bool,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
+    let films = if a.other_film {
+        Films::Other
+    } else {
+        Films::Own
+    };
     table(
         &a.dataset,
         a.images.as_deref(),
         &a.model,
         &a.device,
         a.out.as_deref(),
+        films,
     )
 }
 
@@ -44,6 +54,7 @@ pub fn table(
     model: &Path,
     device: &str,
     out: Option<&Path>,
+    films: Films,
 ) -> Result<()> {
     let device = medground::device::parse(device)?;
     let g = Grounder::from_bundle(&Bundle::read_dir(model)?, &device)?;
@@ -56,7 +67,7 @@ pub fn table(
         return Err(Error::Other(format!("{dataset}: no usable records")));
     }
     let bar = ProgressBar::new(records.len() as u64);
-    let e = evaluate(&g, &records, |i| bar.set_position(i as u64))?;
+    let e = evaluate(&g, &records, films, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     let t = e.table();
     println!("{}", t.markdown());
@@ -73,7 +84,7 @@ pub fn table(
         let shown: Vec<_> = e.predictions.iter().take(32).collect();
         let pictures = shown
             .iter()
-            .map(|p| records[p.record].picture())
+            .map(|p| records[p.film].picture())
             .collect::<Result<Vec<_>>>()?;
         let tiles: Vec<Tile> = shown
             .iter()

@@ -66,5 +66,12 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
         finished.val_acc50,
         finished.val_miou
     );
-    super::eval::table(&args.eval, None, &finished.bundle, &cfg.run.device, None)
+    super::eval::table(
+        &args.eval,
+        None,
+        &finished.bundle,
+        &cfg.run.device,
+        None,
+        medground::eval::Films::Own,
+    )
 }

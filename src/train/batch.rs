@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::dense;
 use crate::data::record::Record;
 use crate::data::synth::Synth;
 use crate::error::Result;
@@ -24,6 +25,9 @@ pub struct Example {
     pub picture: Arc<Picture>,
     pub prompt: Prompt,
     pub answer: String,
+    /// Stage 1 on synthetic films: every box of the film with its probe channel
+    /// (`dense::boxes`), the targets of the dense probe. Empty otherwise.
+    pub boxes: Vec<(usize, PixelBox)>,
 }
 
 /// Where training examples come from.
@@ -43,6 +47,7 @@ fn refer(picture: Arc<Picture>, phrase: &str, b: &PixelBox, template: usize) -> 
         prompt: Prompt::new(phrase, template)?,
         picture,
         answer,
+        boxes: Vec::new(),
     })
 }
 
@@ -54,6 +59,7 @@ impl Source {
         match self {
             Source::Synth { synth, stage } => {
                 let s = synth.sample(index);
+                let boxes = dense::boxes(&s);
                 let picture = Arc::new(s.picture);
                 let findings = &s.findings;
                 if *stage >= 2 && !findings.is_empty() {
@@ -73,6 +79,7 @@ impl Source {
                         picture,
                         prompt: Prompt::caption(),
                         answer,
+                        boxes,
                     });
                 }
                 // Small objects (electrodes, markers) teach finding any small thing anywhere.
@@ -82,7 +89,10 @@ impl Source {
                     &s.anatomy
                 };
                 let (name, b) = pool[r.random_range(0..pool.len())];
-                refer(picture, name, &b, template)
+                Ok(Example {
+                    boxes,
+                    ..refer(picture, name, &b, template)?
+                })
             }
             Source::Records(records) => {
                 // A fresh permutation each epoch, fixed by the seed.
@@ -129,6 +139,12 @@ pub struct TrainBatch {
     pub targets: Vec<(usize, u32)>,
     /// Sequence length after padding.
     pub seq: usize,
+    /// The dense probe's targets `[batch, patches, dense::CHANNELS]`, when every example has
+    /// boxes (stage 1 on synthetic films).
+    pub dense: Option<Tensor<3>>,
+    /// Stage 1: at each image token, the grid token of its cell's centre (x in a checkerboard's
+    /// white cells, y in its black), the (flat position, token) pairs of `dense::cell_targets`.
+    pub cells: Vec<(usize, u32)>,
 }
 
 pub const PAD: u32 = 0;
@@ -165,9 +181,28 @@ pub fn build(
     let b = examples.len();
     let pixels = Tensor::<1>::from_data(TensorData::new(pixels, [b * 3 * size * size]), device)
         .reshape([b, 3, size, size]);
+    let side = config.vision_config.patches_per_side();
+    let dense = (b > 0 && examples.iter().all(|e| !e.boxes.is_empty())).then(|| {
+        let t: Vec<f32> = examples
+            .iter()
+            .flat_map(|e| dense::coverage(&e.boxes, side, size))
+            .collect();
+        Tensor::<1>::from_data(
+            TensorData::new(t, [b * side * side * dense::CHANNELS]),
+            device,
+        )
+        .reshape([b, side * side, dense::CHANNELS])
+    });
+    let cells = if dense.is_some() {
+        dense::cell_targets(&rows, tokens, config)?
+    } else {
+        Vec::new()
+    };
     Ok(TrainBatch {
         batch: Batch { ids: rows, pixels },
         targets,
         seq,
+        dense,
+        cells,
     })
 }

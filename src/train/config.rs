@@ -42,6 +42,15 @@ pub struct OptimConfig {
     /// Per-tensor gradient norm clipping (Burn clips each tensor on its own).
     pub clip_norm: f32,
     pub weight_decay: f32,
+    /// AdamW's epsilon. PyTorch's 1e-8, not Burn's default 1e-5: the vision tower's
+    /// per-element gradients are ~1e-7, and 1e-5 scales their updates down ~100x (a tower that
+    /// never trains and a model that answers from the phrase alone).
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f32,
+}
+
+fn default_epsilon() -> f32 {
+    1e-8
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +79,7 @@ impl OptimConfig {
     /// AdamW with this config's weight decay and per-tensor gradient-norm clipping.
     pub fn adamw(&self) -> burn::optim::AdamWConfig {
         burn::optim::AdamWConfig::new()
+            .with_epsilon(self.epsilon)
             .with_weight_decay(self.weight_decay)
             .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
                 self.clip_norm,
@@ -110,11 +120,12 @@ impl TrainConfig {
             optim: OptimConfig {
                 lr: 1e-3,
                 warmup_steps: 100,
-                steps: 2500,
+                steps: 3000,
                 batch: 16,
                 accumulate: 1,
                 clip_norm: 1.0,
                 weight_decay: 0.01,
+                epsilon: default_epsilon(),
             },
             data: DataConfig {
                 train: "synth".into(),
@@ -191,5 +202,28 @@ mod tests {
         assert!((c.lr_at(99) - c.optim.lr).abs() < 1e-12);
         assert!(c.lr_at(1500) < c.optim.lr && c.lr_at(1500) > c.lr_at(2900));
         assert!((c.lr_at(c.optim.steps) - 0.05 * c.optim.lr).abs() < 1e-9);
+    }
+
+    /// The vision tower's gradients are ~1e-7 per element. AdamW's first step moves a weight by
+    /// about lr when its gradient is well above epsilon; with Burn's default epsilon (1e-5) it
+    /// moved such weights by 1 % of that, and the tower never trained.
+    #[test]
+    fn adamw_moves_weights_whose_gradients_are_tiny() {
+        use burn::nn::LinearConfig;
+        use burn::optim::{GradientsParams, Optimizer};
+        use burn::prelude::*;
+        let device = Device::flex().autodiff();
+        let c = TrainConfig::preset("stage1").unwrap();
+        let lin = LinearConfig::new(4, 4).with_bias(false).init(&device);
+        let before = lin.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let loss = lin.weight.val().sum().mul_scalar(1e-7);
+        let grads = GradientsParams::from_grads(loss.backward(), &lin);
+        let mut optim = c.optim.adamw().init();
+        let lin = optim.step(1e-3, lin, grads);
+        let after = lin.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        for (a, b) in after.iter().zip(&before) {
+            // g / (|g| + eps) of lr: 0.91 with 1e-8, 0.01 with 1e-5.
+            assert!(b - a > 5e-4, "moved {}", b - a);
+        }
     }
 }

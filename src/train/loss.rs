@@ -1,20 +1,63 @@
-//! Next-token cross-entropy on the answer tokens only.
+//! The objective: next-token cross-entropy on the answer tokens only, plus in stage 1 the dense
+//! probe's loss on the vision tower's patch features (`dense.rs`).
 
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use super::batch::TrainBatch;
+use super::dense;
 use crate::model::Idefics3;
+
+/// What the loop trains: the model, and in stage 1 the dense probe beside it (never exported).
+#[derive(Module, Debug)]
+pub struct Trainee {
+    pub model: Idefics3,
+    pub probe: Option<Linear>,
+}
+
+impl Trainee {
+    /// The answer loss, plus the probe's when it has targets in this batch.
+    pub fn loss(&self, tb: &TrainBatch, image_token: u32) -> Tensor<1> {
+        let features = self
+            .model
+            .model
+            .vision_model
+            .forward(tb.batch.pixels.clone());
+        let images = self.model.model.connector.forward(features.clone());
+        let embeds = self
+            .model
+            .merge_embeddings(&tb.batch.ids, image_token, images);
+        let hidden = self.model.model.text_model.forward(embeds, None);
+        let answer = nll(&self.model, hidden.clone(), &tb.targets);
+        match (&self.probe, &tb.dense) {
+            (Some(head), Some(targets)) => {
+                let cells = nll(&self.model, hidden, &tb.cells);
+                answer
+                    + cells.mul_scalar(0.5)
+                    + dense::loss(head.forward(features), targets.clone())
+            }
+            _ => answer,
+        }
+    }
+}
 
 /// Mean negative log-likelihood of the answer tokens, `[1]`.
 pub fn answer_loss(model: &Idefics3, tb: &TrainBatch, image_token: u32) -> Tensor<1> {
-    let embeds = model.embed_batch(&tb.batch, image_token);
-    let device = embeds.device();
-    let hidden = model.model.text_model.forward(embeds, None);
+    let hidden = model
+        .model
+        .text_model
+        .forward(model.embed_batch(&tb.batch, image_token), None);
+    nll(model, hidden, &tb.targets)
+}
+
+/// Mean negative log-likelihood of `targets` ((flat position, token) pairs) under `hidden`.
+fn nll(model: &Idefics3, hidden: Tensor<3>, targets: &[(usize, u32)]) -> Tensor<1> {
+    let device = hidden.device();
     let [b, s, d] = hidden.dims();
-    let n = tb.targets.len();
-    let positions: Vec<i64> = tb.targets.iter().map(|&(p, _)| p as i64).collect();
-    let tokens: Vec<i64> = tb.targets.iter().map(|&(_, t)| t as i64).collect();
+    let n = targets.len();
+    let positions: Vec<i64> = targets.iter().map(|&(p, _)| p as i64).collect();
+    let tokens: Vec<i64> = targets.iter().map(|&(_, t)| t as i64).collect();
     let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [n]), &device);
     let tokens = Tensor::<1, Int>::from_data(TensorData::new(tokens, [n]), &device).reshape([n, 1]);
     let picked = hidden.reshape([b * s, d]).select(0, positions);

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod dense;
 pub mod loss;
 pub mod plot;
 pub mod run;

@@ -13,10 +13,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::batch::{Source, build, prefetch};
 use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
-use super::loss::answer_loss;
+use super::dense;
+use super::loss::Trainee;
 use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
-use crate::eval::evaluate;
+use crate::eval::{Films, evaluate};
 use crate::grounder::Grounder;
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
@@ -100,9 +101,10 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     std::fs::write(out.join("config.toml"), cfg.to_toml())
         .map_err(|e| Error::io(out.join("config.toml"), e))?;
     let device = crate::device::parse(&cfg.run.device)?.autodiff();
-    let (mut model, config, tokens, tokenizer_json) = prepare(cfg, &device)?;
+    let (model, config, tokens, tokenizer_json) = prepare(cfg, &device)?;
     let total = model.num_params();
     let trainable = trainable_params(&model);
+    let mut model = trainee(cfg, model, &config, &device);
     eprintln!(
         "trainable parameters: {trainable} of {total} ({:.2}%)",
         100.0 * trainable as f64 / total as f64
@@ -120,7 +122,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     }
     let source = match cfg.data.train.as_str() {
         "synth" => Source::Synth {
-            synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size),
+            synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size)
+                .with_wide_geometry(cfg.stage == 1),
             stage: cfg.stage,
         },
         spec => {
@@ -165,7 +168,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
             // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
             // process, so backward passes cannot run in parallel threads.)
             let tb = build(&examples, &tokens, &config, &device)?;
-            let loss = answer_loss(&model, &tb, config.image_token_id);
+            let loss = model.loss(&tb, config.image_token_id);
             loss_sum += loss.clone().into_scalar::<f32>();
             accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
@@ -180,12 +183,12 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         let last = progress.step == o.steps;
         if progress.step % cfg.run.eval_every == 0 || last {
             let g = Grounder {
-                model: model.valid(),
+                model: model.model.valid(),
                 config: config.clone(),
                 tokens: tokens.clone(),
                 device: device.clone(),
             };
-            let e = evaluate(&g, &val, |_| {})?;
+            let e = evaluate(&g, &val, Films::Own, |_| {})?;
             let overall = e.scores.overall();
             (acc50, miou) = (overall.acc[1], overall.miou);
             bar.println(format!(
@@ -202,7 +205,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     }
     bar.finish();
     super::plot::curves(&out.join("log.csv"), &out.join("curves.png"))?;
-    let model = model.valid();
+    let model = model.model.valid();
     let bundle_dir = write_outputs(cfg, &model, &config, tokenizer_json, &out, Dtype::F16)?;
     Ok(Finished {
         bundle: bundle_dir,
@@ -226,6 +229,17 @@ pub fn prepare(
         model
     };
     Ok((model, config, tokens, json))
+}
+
+/// The model with what trains beside it: stage 1's dense probe (`dense.rs`).
+fn trainee(
+    cfg: &TrainConfig,
+    model: Idefics3,
+    config: &Idefics3Config,
+    device: &Device,
+) -> Trainee {
+    let probe = (cfg.stage == 1).then(|| dense::head(config.vision_config.hidden_size, device));
+    Trainee { model, probe }
 }
 
 /// Writes `out/bundle` (LoRA merged into the base) and, for stage 2, `out/adapter` (PEFT).
@@ -265,12 +279,13 @@ pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
     let cfg = TrainConfig::from_toml(&text)?;
     let device = Device::flex().autodiff();
     let (model, config, _, json) = prepare(&cfg, &device)?;
+    let model = trainee(&cfg, model, &config, &device);
     let optim = AdamWConfig::new().init();
     let dir = checkpoint::latest(run_dir)
         .ok_or_else(|| Error::Other(format!("{} has no checkpoint", run_dir.display())))?;
     let (model, _, p) = checkpoint::load(&dir, model, optim)?;
     eprintln!("exporting {} at step {}", run_dir.display(), p.step);
-    write_outputs(&cfg, &model.valid(), &config, json, out, dtype)
+    write_outputs(&cfg, &model.model.valid(), &config, json, out, dtype)
 }
 
 /// `log.csv`, cut back to the checkpoint's step on resume so it matches the model.

@@ -82,7 +82,8 @@ def main():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
-    optim = torch.optim.AdamW(params, lr=meta["lr"], weight_decay=meta["weight_decay"])
+    optim = torch.optim.AdamW(params, lr=meta["lr"], weight_decay=meta["weight_decay"],
+                              eps=meta.get("eps", 1e-8))
     ids, labels = inputs["input_ids"], inputs["labels"]
     pixels = inputs["pixel_values"][:, None]
     mask = torch.ones_like(ids)
