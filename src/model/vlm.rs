@@ -93,8 +93,22 @@ impl Idefics3 {
 
     /// Input embeddings of a batch: text with the image features in place.
     pub fn embed_batch(&self, batch: &Batch, image_token: u32) -> Tensor<3> {
-        let images = self.image_features(batch.pixels.clone());
-        self.merge_embeddings(&batch.ids, image_token, images)
+        self.embed_batch_with_patches(batch, image_token).0
+    }
+
+    /// [`Self::embed_batch`], and the vision tower's patch features `[batch, patches, hidden]`
+    /// the image tokens were made from (stage 1's dense probe reads them).
+    pub fn embed_batch_with_patches(
+        &self,
+        batch: &Batch,
+        image_token: u32,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let patches = self.model.vision_model.forward(batch.pixels.clone());
+        let images = self.model.connector.forward(patches.clone());
+        (
+            self.merge_embeddings(&batch.ids, image_token, images),
+            patches,
+        )
     }
 
     /// Hidden states -> vocabulary logits.

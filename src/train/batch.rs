@@ -59,7 +59,12 @@ impl Source {
         match self {
             Source::Synth { synth, stage } => {
                 let s = synth.sample(index);
-                let boxes = dense::boxes(&s);
+                // Stage 1's dense probe targets; stage 2 asks for one finding's box only.
+                let boxes = if *stage >= 2 {
+                    Vec::new()
+                } else {
+                    dense::boxes(&s)
+                };
                 let picture = Arc::new(s.picture);
                 let findings = &s.findings;
                 if *stage >= 2 && !findings.is_empty() {

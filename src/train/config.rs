@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn adamw_moves_weights_whose_gradients_are_tiny() {
         use burn::nn::LinearConfig;
-        use burn::optim::{GradientsParams, Optimizer};
+        use burn::optim::GradientsParams;
         use burn::prelude::*;
         let device = Device::flex().autodiff();
         let c = TrainConfig::preset("stage1").unwrap();

@@ -93,21 +93,21 @@ pub fn cell_targets(
             .copied()
             .ok_or_else(|| crate::Error::Other("grid token missing".into()))
     };
+    // The same for every row: cell k's target, x on the checkerboard's white cells, y on black.
+    let per_cell = (0..side * side)
+        .map(|k| {
+            let (cy, cx) = (k / side, k % side);
+            grid(if (cx + cy) % 2 == 0 { cx } else { cy })
+        })
+        .collect::<Result<Vec<u32>>>()?;
     let mut out = Vec::new();
     for (r, row) in rows.iter().enumerate() {
         let places = row
             .iter()
             .enumerate()
-            .filter(|(_, t)| **t == tokens.image_token);
-        for (k, (pos, _)) in places.take(side * side).enumerate() {
-            let (cy, cx) = (k / side, k % side);
-            let target = if (cx + cy) % 2 == 0 {
-                grid(cx)?
-            } else {
-                grid(cy)?
-            };
-            out.push((r * seq + pos, target));
-        }
+            .filter(|(_, t)| **t == tokens.image_token)
+            .map(|(pos, _)| r * seq + pos);
+        out.extend(places.zip(per_cell.iter().copied()));
     }
     Ok(out)
 }

@@ -19,23 +19,13 @@ pub struct Trainee {
 impl Trainee {
     /// The answer loss, plus the probe's when it has targets in this batch.
     pub fn loss(&self, tb: &TrainBatch, image_token: u32) -> Tensor<1> {
-        let features = self
-            .model
-            .model
-            .vision_model
-            .forward(tb.batch.pixels.clone());
-        let images = self.model.model.connector.forward(features.clone());
-        let embeds = self
-            .model
-            .merge_embeddings(&tb.batch.ids, image_token, images);
+        let (embeds, patches) = self.model.embed_batch_with_patches(&tb.batch, image_token);
         let hidden = self.model.model.text_model.forward(embeds, None);
         let answer = nll(&self.model, hidden.clone(), &tb.targets);
         match (&self.probe, &tb.dense) {
             (Some(head), Some(targets)) => {
                 let cells = nll(&self.model, hidden, &tb.cells);
-                answer
-                    + cells.mul_scalar(0.5)
-                    + dense::loss(head.forward(features), targets.clone())
+                answer + cells.mul_scalar(0.5) + dense::loss(head.forward(patches), targets.clone())
             }
             _ => answer,
         }
