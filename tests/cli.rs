@@ -329,3 +329,45 @@ fn bench_reports_figures_and_writes_the_batch_it_timed() {
         }
     }
 }
+
+#[test]
+fn eval_writes_the_table_and_one_prediction_per_phrase() {
+    let out = tempfile::tempdir().unwrap();
+    let o = medground(&[
+        "eval",
+        "synth:6:test",
+        "--model",
+        bundle().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("table.json")).unwrap())
+            .unwrap();
+    let n = table["overall"]["n"].as_u64().unwrap() as usize;
+    let lines = std::fs::read_to_string(out.path().join("predictions.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), n);
+    assert!(n >= 6, "at least one phrase per film");
+    let mut iou_sum = 0.0;
+    for r in &rows {
+        assert!(!r["phrase"].as_str().unwrap().is_empty());
+        assert_eq!(r["record"], r["film"]);
+        // The IoU is the one of the written box against the written truth.
+        let b = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+        let (p, t) = (&r["box"], &r["truth"]);
+        let w = (b(p, "x2").min(b(t, "x2")) - b(p, "x1").max(b(t, "x1"))).max(0.0);
+        let h = (b(p, "y2").min(b(t, "y2")) - b(p, "y1").max(b(t, "y1"))).max(0.0);
+        let area = |v| (b(v, "x2") - b(v, "x1")) * (b(v, "y2") - b(v, "y1"));
+        let iou = w * h / (area(p) + area(t) - w * h);
+        assert!((iou - r["iou"].as_f64().unwrap()).abs() < 1e-4, "{r}");
+        iou_sum += iou;
+    }
+    let miou = table["overall"]["miou"].as_f64().unwrap();
+    assert!((miou - iou_sum / n as f64).abs() < 1e-4);
+    assert!(out.path().join("predictions.png").exists());
+}

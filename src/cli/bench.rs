@@ -78,7 +78,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let examples = (0..a.batch as u64)
         .map(|i| source.example(i, 0))
         .collect::<Result<Vec<_>>>()?;
-    let tb = build(&examples, &tokens, &config, &train_device)?;
+    let tb = build(
+        &examples,
+        &tokens,
+        &config,
+        cfg.optim.coord_sigma,
+        &train_device,
+    )?;
     let mut optim = cfg.optim.adamw().init();
     // The optimizer step consumes the model and hands back the updated one.
     let mut model = Some(model);

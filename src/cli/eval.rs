@@ -23,7 +23,7 @@ pub struct EvalArgs {
     model: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Write table.md, table.json and predictions.png here.
+    /// Write table.md, table.json, predictions.jsonl (one line per phrase) and predictions.png here.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Ask each phrase of another record's film: the score of answering from the phrase alone,
@@ -81,6 +81,25 @@ pub fn table(
             "table.json",
             serde_json::to_string_pretty(&t).expect("table serialises"),
         )?;
+        let lines: Vec<String> = e
+            .predictions
+            .iter()
+            .map(|p| {
+                let r = &records[p.record];
+                serde_json::json!({
+                    "record": p.record,
+                    "film": p.film,
+                    "phrase": r.phrase,
+                    "category": r.category,
+                    "truth": r.box_px,
+                    "answer": p.text,
+                    "box": p.box_px,
+                    "iou": p.iou,
+                })
+                .to_string()
+            })
+            .collect();
+        write("predictions.jsonl", lines.join("\n") + "\n")?;
         let shown: Vec<_> = e.predictions.iter().take(32).collect();
         let pictures = shown
             .iter()

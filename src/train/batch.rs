@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::image::{Picture, preprocess::model_input};
 use crate::model::{Batch, Idefics3Config};
 use crate::protocol::GridBox;
+use crate::protocol::answer::GRID;
 use crate::protocol::answer::PixelBox;
 use crate::protocol::prompt::{Prompt, TEMPLATES, target};
 use crate::tokens::Tokens;
@@ -150,6 +151,9 @@ pub struct TrainBatch {
     /// Stage 1: at each image token, the grid token of its cell's centre (x in a checkerboard's
     /// white cells, y in its black), the (flat position, token) pairs of `dense::cell_targets`.
     pub cells: Vec<(usize, u32)>,
+    /// With `coord_sigma > 0`: the answer targets as distributions `[targets, vocab]`, each grid
+    /// token spread over its neighbours (`soft_targets`).
+    pub soft: Option<Tensor<2>>,
 }
 
 pub const PAD: u32 = 0;
@@ -158,6 +162,7 @@ pub fn build(
     examples: &[Example],
     tokens: &Tokens,
     config: &Idefics3Config,
+    coord_sigma: f32,
     device: &Device,
 ) -> Result<TrainBatch> {
     let n_img = config.image_seq_len();
@@ -203,11 +208,71 @@ pub fn build(
     } else {
         Vec::new()
     };
+    let soft = if coord_sigma > 0.0 {
+        let first = tokens.encode("<0>")?[0];
+        let t = soft_targets(&targets, first, coord_sigma, config.text_config.vocab_size);
+        let n = targets.len();
+        Some(
+            Tensor::<1>::from_data(
+                TensorData::new(t, [n * config.text_config.vocab_size]),
+                device,
+            )
+            .reshape([n, config.text_config.vocab_size]),
+        )
+    } else {
+        None
+    };
     Ok(TrainBatch {
         batch: Batch { ids: rows, pixels },
         targets,
         seq,
         dense,
         cells,
+        soft,
     })
+}
+
+/// Target distributions `[targets.len() * vocab]`: one-hot, except that a grid token `<N>`
+/// (ids `first..=first + GRID`) becomes a Gaussian of spread `sigma` over the grid tokens.
+pub fn soft_targets(targets: &[(usize, u32)], first: u32, sigma: f32, vocab: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; targets.len() * vocab];
+    for (k, &(_, token)) in targets.iter().enumerate() {
+        let row = &mut out[k * vocab..(k + 1) * vocab];
+        let Some(n) = token.checked_sub(first).filter(|n| *n <= GRID) else {
+            row[token as usize] = 1.0;
+            continue;
+        };
+        let w: Vec<f32> = (0..=GRID)
+            .map(|v| (-((v as f32 - n as f32) / sigma).powi(2) / 2.0).exp())
+            .collect();
+        let total: f32 = w.iter().sum();
+        for (v, w) in w.iter().enumerate() {
+            row[first as usize + v] = w / total;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_targets_spread_grid_tokens_and_keep_others_one_hot() {
+        let (first, vocab) = (10u32, 10 + 101 + 5);
+        let t = soft_targets(&[(0, 3), (1, first + 50), (2, first)], first, 1.5, vocab);
+        let row = |k: usize| &t[k * vocab..(k + 1) * vocab];
+        assert_eq!(row(0)[3], 1.0);
+        assert_eq!(row(0).iter().sum::<f32>(), 1.0);
+        for k in 1..3 {
+            assert!((row(k).iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(row(k)[..first as usize].iter().all(|&v| v == 0.0));
+        }
+        let mid = row(1);
+        let at = |v: usize| mid[first as usize + v];
+        assert!(at(50) > at(51) && at(51) > at(52) && at(52) > at(55));
+        assert!((at(49) - at(51)).abs() < 1e-6, "symmetric");
+        // At the grid's edge the mass stays on the grid: <0> gets more than <50> did.
+        assert!(row(2)[first as usize] > at(50));
+    }
 }

@@ -47,6 +47,11 @@ pub struct OptimConfig {
     /// never trains and a model that answers from the phrase alone).
     #[serde(default = "default_epsilon")]
     pub epsilon: f32,
+    /// Spread, in grid units, of the answer's coordinate targets: each `<N>` is learnt as a
+    /// Gaussian over the grid tokens around N, so that a near miss costs less than a far one.
+    /// 0: one-hot targets (plain cross-entropy).
+    #[serde(default)]
+    pub coord_sigma: f32,
 }
 
 fn default_epsilon() -> f32 {
@@ -126,6 +131,7 @@ impl TrainConfig {
                 clip_norm: 1.0,
                 weight_decay: 0.01,
                 epsilon: default_epsilon(),
+                coord_sigma: 0.0,
             },
             data: DataConfig {
                 train: "synth".into(),
@@ -160,6 +166,13 @@ impl TrainConfig {
                 c.optim.lr = 1e-3;
                 c.optim.steps = 1000;
                 c.optim.warmup_steps = 50;
+                // Coordinates learnt as a spread over neighbouring grid tokens: 1000 steps from
+                // the same base, 803 validation phrases (`eval synth:600:val:7`), Acc@0.5 / mIoU
+                // 0.570 / 0.545 against 0.552 / 0.530 with one-hot targets. The paper preset keeps
+                // plain cross-entropy.
+                if name == "stage2" {
+                    c.optim.coord_sigma = 1.5;
+                }
                 c.run.out = "runs/stage2".into();
                 Ok(c)
             }
@@ -193,6 +206,18 @@ mod tests {
         }
         assert_eq!(TrainConfig::preset("paper").unwrap().lora.rank, 64);
         assert!(TrainConfig::from_toml("stage = 1\nbogus = 2").is_err());
+    }
+
+    /// The files in `configs/` are the presets, written out: they must not drift apart.
+    #[test]
+    fn config_files_are_the_presets() {
+        for name in ["stage1", "stage2", "paper"] {
+            let path = format!("{}/configs/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            let file = TrainConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut preset = TrainConfig::preset(name).unwrap();
+            preset.run.out = file.run.out.clone();
+            assert_eq!(file, preset, "{path}");
+        }
     }
 
     #[test]

@@ -21,10 +21,10 @@ impl Trainee {
     pub fn loss(&self, tb: &TrainBatch, image_token: u32) -> Tensor<1> {
         let (embeds, patches) = self.model.embed_batch_with_patches(&tb.batch, image_token);
         let hidden = self.model.model.text_model.forward(embeds, None);
-        let answer = nll(&self.model, hidden.clone(), &tb.targets);
+        let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone());
         match (&self.probe, &tb.dense) {
             (Some(head), Some(targets)) => {
-                let cells = nll(&self.model, hidden, &tb.cells);
+                let cells = nll(&self.model, hidden, &tb.cells, None);
                 answer + cells.mul_scalar(0.5) + dense::loss(head.forward(patches), targets.clone())
             }
             _ => answer,
@@ -38,11 +38,17 @@ pub fn answer_loss(model: &Idefics3, tb: &TrainBatch, image_token: u32) -> Tenso
         .model
         .text_model
         .forward(model.embed_batch(&tb.batch, image_token), None);
-    nll(model, hidden, &tb.targets)
+    nll(model, hidden, &tb.targets, tb.soft.clone())
 }
 
-/// Mean negative log-likelihood of `targets` ((flat position, token) pairs) under `hidden`.
-fn nll(model: &Idefics3, hidden: Tensor<3>, targets: &[(usize, u32)]) -> Tensor<1> {
+/// Mean negative log-likelihood of `targets` ((flat position, token) pairs) under `hidden`; with
+/// `soft` (`[targets, vocab]` distributions), the mean cross-entropy against those instead.
+fn nll(
+    model: &Idefics3,
+    hidden: Tensor<3>,
+    targets: &[(usize, u32)],
+    soft: Option<Tensor<2>>,
+) -> Tensor<1> {
     let device = hidden.device();
     let [b, s, d] = hidden.dims();
     let n = targets.len();
@@ -52,6 +58,9 @@ fn nll(model: &Idefics3, hidden: Tensor<3>, targets: &[(usize, u32)]) -> Tensor<
     let tokens = Tensor::<1, Int>::from_data(TensorData::new(tokens, [n]), &device).reshape([n, 1]);
     let picked = hidden.reshape([b * s, d]).select(0, positions);
     let logits = model.logits(picked.unsqueeze_dim(0)).squeeze_dim::<2>(0);
-    let logp = log_softmax(logits, 1).gather(1, tokens);
-    logp.mean().neg()
+    let logp = log_softmax(logits, 1);
+    match soft {
+        Some(q) => (logp * q).sum_dim(1).mean().neg(),
+        None => logp.gather(1, tokens).mean().neg(),
+    }
 }
