@@ -52,6 +52,15 @@ pub struct OptimConfig {
     /// 0: one-hot targets (plain cross-entropy).
     #[serde(default)]
     pub coord_sigma: f32,
+    /// Stage 1's dense probe: weight of the positive (inside-a-box) side of its cross-entropy.
+    /// A nodule covers ~1 % of the film's patches, so at 1 the probe's loss is nearly all
+    /// "nothing here" and the tower learns small lesions slowly.
+    #[serde(default = "one")]
+    pub dense_pos_weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 fn default_epsilon() -> f32 {
@@ -132,6 +141,7 @@ impl TrainConfig {
                 weight_decay: 0.01,
                 epsilon: default_epsilon(),
                 coord_sigma: 0.0,
+                dense_pos_weight: 1.0,
             },
             data: DataConfig {
                 train: "synth".into(),

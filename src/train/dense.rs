@@ -112,9 +112,10 @@ pub fn cell_targets(
     Ok(out)
 }
 
-/// Binary cross-entropy of the probe's logits `[b, patches, CHANNELS]` against soft targets.
-pub fn loss(logits: Tensor<3>, targets: Tensor<3>) -> Tensor<1> {
-    let pos = log_sigmoid(logits.clone()) * targets.clone();
+/// Binary cross-entropy of the probe's logits `[b, patches, CHANNELS]` against soft targets,
+/// the positive side weighted `pos_weight`.
+pub fn loss(logits: Tensor<3>, targets: Tensor<3>, pos_weight: f32) -> Tensor<1> {
+    let pos = log_sigmoid(logits.clone()) * targets.clone().mul_scalar(pos_weight);
     let neg = log_sigmoid(logits.neg()) * targets.neg().add_scalar(1.0);
     (pos + neg).mean().neg()
 }
@@ -143,6 +144,21 @@ mod tests {
         for f in &s.findings {
             let k = ANATOMY.len() + f.category;
             assert!((0..196).any(|p| t[p * CHANNELS + k] > 0.0));
+        }
+    }
+
+    #[test]
+    fn pos_weight_scales_only_the_inside_of_boxes() {
+        let device = Device::flex();
+        let t = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [1, 2, 1]), &device);
+        let logits = || t(vec![0.3, -0.7]);
+        // One patch inside (1), one outside (0): the loss is the mean of the two sides' terms.
+        let outside = -(1.0 - 1.0 / (1.0 + 0.7f32.exp())).ln();
+        let inside = -(1.0 / (1.0 + (-0.3f32).exp())).ln();
+        for w in [1.0, 5.0] {
+            let got = loss(logits(), t(vec![1.0, 0.0]), w).into_scalar::<f32>();
+            let want = (w * inside + outside) / 2.0;
+            assert!((got - want).abs() < 1e-5, "w {w}: {got} vs {want}");
         }
     }
 }

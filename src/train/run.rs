@@ -168,7 +168,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
             // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
             // process, so backward passes cannot run in parallel threads.)
             let tb = build(&examples, &tokens, &config, o.coord_sigma, &device)?;
-            let loss = model.loss(&tb, config.image_token_id);
+            let loss = model.loss(&tb, config.image_token_id, o.dense_pos_weight);
             loss_sum += loss.clone().into_scalar::<f32>();
             accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
