@@ -23,6 +23,9 @@ pub struct TrainArgs {
     steps: Option<usize>,
     #[arg(long)]
     base: Option<String>,
+    /// Weight of the inside-a-box side of stage 1's dense probe ([optim] dense_pos_weight).
+    #[arg(long)]
+    dense_pos_weight: Option<f32>,
     /// cpu, wgpu, vulkan or cuda[:N].
     #[arg(long)]
     device: Option<String>,
@@ -50,6 +53,9 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     }
     if let Some(base) = args.base {
         cfg.base = base;
+    }
+    if let Some(w) = args.dense_pos_weight {
+        cfg.optim.dense_pos_weight = w;
     }
     if let Some(device) = args.device {
         cfg.run.device = device;
