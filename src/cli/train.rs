@@ -26,6 +26,12 @@ pub struct TrainArgs {
     /// Weight of the inside-a-box side of stage 1's dense probe ([optim] dense_pos_weight).
     #[arg(long)]
     dense_pos_weight: Option<f32>,
+    /// Ask more about this finding ([data] focus, e.g. "Lung Opacity") ...
+    #[arg(long)]
+    focus: Option<String>,
+    /// ... in this share of the synthetic films ([data] focus_share, 0-1, default 0.5).
+    #[arg(long)]
+    focus_share: Option<f64>,
     /// cpu, wgpu, vulkan or cuda[:N].
     #[arg(long)]
     device: Option<String>,
@@ -57,6 +63,13 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     if let Some(w) = args.dense_pos_weight {
         cfg.optim.dense_pos_weight = w;
     }
+    if let Some(focus) = args.focus {
+        cfg.data.focus = Some(focus);
+    }
+    if let Some(share) = args.focus_share {
+        cfg.data.focus_share = Some(share);
+    }
+    cfg.data.focus()?;
     if let Some(device) = args.device {
         cfg.run.device = device;
     }

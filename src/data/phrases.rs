@@ -41,6 +41,9 @@ pub struct Finding {
     pub zone: Zone,
     /// 0 small/mild, 1 moderate, 2 large/severe.
     pub severity: u8,
+    /// Lung opacity only: a well-defined nodule (true) or an ill-defined patch. The film's
+    /// drawing decides it (`synth::lesions::lung_opacity`), so the phrase says what is drawn.
+    pub nodular: bool,
 }
 
 /// Minimal random source so phrase choice is reproducible from a seed on every target.
@@ -124,8 +127,8 @@ pub fn phrase(f: &Finding, r: &mut impl Pick) -> String {
         "Lung Opacity" => match r.below(4) {
             0 => format!("{side} {zone} opacity"),
             1 => format!("{sev} opacity in the {side} {zone}"),
-            2 => format!("ill-defined {side} {zone} opacity"),
-            _ => format!("nodular opacity in the {side} {zone}"),
+            _ if f.nodular => format!("nodular opacity in the {side} {zone}"),
+            _ => format!("ill-defined {side} {zone} opacity"),
         },
         "Pleural Effusion" => match r.below(4) {
             0 => format!("{sev} {side} pleural effusion"),
@@ -207,6 +210,7 @@ pub fn tokenizer_corpus() -> Vec<String> {
                 side: sides[i % 3],
                 zone: zones[i % 7],
                 severity: (i % 3) as u8,
+                nodular: i % 2 == 0,
             };
             out.push(phrase(&f, &mut r));
         }
@@ -234,6 +238,7 @@ mod tests {
                 side: Side::Left,
                 zone: Zone::Lower,
                 severity: 0,
+                nodular: false,
             };
             let p = phrase(&f, &mut r);
             assert!(!p.is_empty() && !p.contains("  "), "{p:?}");

@@ -78,6 +78,34 @@ pub struct DataConfig {
     #[serde(default)]
     pub images: Option<String>,
     pub seed: u64,
+    /// Synthetic training only: ask more about one finding (a category name, e.g.
+    /// "Lung Opacity"): it is the first finding of `focus_share` (default 0.5) of the films.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus_share: Option<f64>,
+}
+
+impl DataConfig {
+    /// The focus as (category index, share), checked.
+    pub fn focus(&self) -> Result<Option<(usize, f64)>> {
+        let Some(name) = &self.focus else {
+            return Ok(None);
+        };
+        let cats = crate::data::phrases::CATEGORIES;
+        let category = cats.iter().position(|c| c.eq_ignore_ascii_case(name));
+        let share = self.focus_share.unwrap_or(0.5);
+        match category {
+            Some(c) if (0.0..=1.0).contains(&share) => Ok(Some((c, share))),
+            Some(_) => Err(Error::Config(format!(
+                "focus_share {share} is not in 0..=1"
+            ))),
+            None => Err(Error::Config(format!(
+                "focus {name:?} is not one of the findings: {}",
+                cats.join(", ")
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +176,8 @@ impl TrainConfig {
                 val: "synth:96:val".into(),
                 images: None,
                 seed: 0,
+                focus: None,
+                focus_share: None,
             },
             run: RunConfig {
                 out: "runs/stage1".into(),

@@ -123,7 +123,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     let source = match cfg.data.train.as_str() {
         "synth" => Source::Synth {
             synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size)
-                .with_wide_geometry(cfg.stage == 1),
+                .with_wide_geometry(cfg.stage == 1)
+                .with_focus(cfg.data.focus()?),
             stage: cfg.stage,
         },
         spec => {

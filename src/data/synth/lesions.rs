@@ -322,7 +322,8 @@ pub fn edema(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bounds> 
     apply(c, &delta, 0.3)
 }
 
-pub fn lung_opacity(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<Bounds> {
+/// Draws a nodule or an ill-defined patch and records which in `f.nodular` for the phrase.
+pub fn lung_opacity(c: &mut Canvas, r: &mut ChaCha8Rng, f: &mut Finding) -> Option<Bounds> {
     let lung = lung_bits(f.side);
     let lb = c.bounds(lung)?;
     let (cx, cy) = c.sample_in(r, lung, lb, |x, y| {
@@ -330,6 +331,7 @@ pub fn lung_opacity(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<B
             && (0.15..0.85).contains(&lateral_t(x as f32, lb, f.side))
     })?;
     let nodular = r.random_bool(0.5);
+    f.nodular = nodular;
     let rad = lb.width()
         * if nodular {
             r.random_range(0.06..0.12)
@@ -388,8 +390,8 @@ mod tests {
                 let mut c = Canvas::warp(p, 160, m);
                 let before = c.integral.clone();
                 let mut r = ChaCha8Rng::seed_from_u64(seed);
-                let f = choose_finding(category, &mut r);
-                let Some(b) = draw(&mut c, &mut r, &f) else {
+                let mut f = choose_finding(category, &mut r);
+                let Some(b) = draw(&mut c, &mut r, &mut f) else {
                     continue;
                 };
                 rendered += 1;

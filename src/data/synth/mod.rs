@@ -107,6 +107,9 @@ pub struct Synth {
     /// than the validation and test films', so that where anything is cannot be guessed from
     /// the phrase (stage 1 uses it; see `with_wide_geometry`).
     pub wide: bool,
+    /// (category, share): the film's first finding is this category with this probability
+    /// (see `with_focus`); None: every category equally often.
+    pub focus: Option<(usize, f64)>,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -150,10 +153,11 @@ fn choose_finding(category: usize, r: &mut ChaCha8Rng) -> Finding {
         side,
         zone,
         severity: r.random_range(0..3),
+        nodular: false,
     }
 }
 
-fn draw(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Option<canvas::Bounds> {
+fn draw(c: &mut Canvas, r: &mut ChaCha8Rng, f: &mut Finding) -> Option<canvas::Bounds> {
     match CATEGORIES[f.category] {
         "Atelectasis" => lesions::atelectasis(c, r, f),
         "Cardiomegaly" => lesions::cardiomegaly(c, r, f),
@@ -173,7 +177,16 @@ impl Synth {
             split,
             size,
             wide: false,
+            focus: None,
         }
+    }
+
+    /// Draws `category` as the first finding of `share` of the films (the rest as usual), so
+    /// that training asks more often about a finding it reads badly. Off, the data stream is
+    /// exactly the unfocused one.
+    pub fn with_focus(mut self, focus: Option<(usize, f64)>) -> Self {
+        self.focus = focus;
+        self
     }
 
     /// Films whose framing varies widely (zoom 0.75-1.3, shift +-12 %, rotation +-0.12 rad).
@@ -184,7 +197,7 @@ impl Synth {
         self
     }
 
-    /// Sample `index` of this corpus; `categories` restricts the first finding's category.
+    /// Sample `index` of this corpus.
     pub fn sample(&self, index: u64) -> SynthSample {
         let salt = match self.split {
             Split::Train => 0x7472,
@@ -238,12 +251,15 @@ impl Synth {
             if findings.len() == wanted {
                 break;
             }
-            let category = r.random_range(0..CATEGORIES.len());
+            let category = match self.focus {
+                Some((c, share)) if findings.is_empty() && r.random_bool(share) => c,
+                _ => r.random_range(0..CATEGORIES.len()),
+            };
             if findings.iter().any(|f| f.category == category) {
                 continue;
             }
-            let finding = choose_finding(category, &mut r);
-            if let Some(b) = draw(&mut canvas, &mut r, &finding) {
+            let mut finding = choose_finding(category, &mut r);
+            if let Some(b) = draw(&mut canvas, &mut r, &mut finding) {
                 let phrase = phrase(&finding, &mut r);
                 findings.push(SynthFinding {
                     category,
@@ -281,6 +297,49 @@ mod tests {
             Synth::new(2, Split::Train, 128).sample(5).picture,
             a.picture
         );
+    }
+
+    /// A lung opacity's phrase names the shape that was drawn: "nodular" only for nodules,
+    /// "ill-defined" only for patches, and the nodules' boxes are the smaller.
+    #[test]
+    fn lung_opacity_phrases_name_the_drawn_shape() {
+        let (mut widths, mut named) = ([Vec::new(), Vec::new()], [0, 0]);
+        for i in 0..400 {
+            for f in Synth::new(3, Split::Train, 224).sample(i).findings {
+                if CATEGORIES[f.category] != "Lung Opacity" {
+                    continue;
+                }
+                let nodular = f.finding.nodular;
+                widths[nodular as usize].push(f.box_px.x2 - f.box_px.x1);
+                if f.phrase.contains("nodular") || f.phrase.contains("ill-defined") {
+                    assert_eq!(f.phrase.contains("nodular"), nodular, "{}", f.phrase);
+                    named[nodular as usize] += 1;
+                }
+            }
+        }
+        assert!(named[0] > 5 && named[1] > 5, "{named:?}");
+        let mean = |v: &Vec<f32>| v.iter().sum::<f32>() / v.len() as f32;
+        assert!(mean(&widths[1]) < mean(&widths[0]), "{widths:?}");
+    }
+
+    #[test]
+    fn focus_raises_its_category_share_and_off_changes_nothing() {
+        let lo = CATEGORIES
+            .iter()
+            .position(|c| *c == "Lung Opacity")
+            .unwrap();
+        let plain = Synth::new(4, Split::Train, 96);
+        let share = |s: &Synth| {
+            let films: Vec<_> = (0..200).map(|i| s.sample(i)).collect();
+            let with = films
+                .iter()
+                .filter(|f| f.findings.iter().any(|f| f.category == lo));
+            with.count() as f64 / films.len() as f64
+        };
+        let (base, focused) = (share(&plain), share(&plain.with_focus(Some((lo, 0.6)))));
+        assert!(base < 0.35 && focused > 0.6, "{base} {focused}");
+        let off = plain.with_focus(None).sample(9);
+        assert_eq!(off.picture, plain.sample(9).picture);
     }
 
     #[test]
