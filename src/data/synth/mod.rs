@@ -8,6 +8,7 @@ pub mod film;
 pub mod lesions;
 pub mod objects;
 pub mod phantom;
+pub mod pleura;
 pub mod regions;
 
 use rand::{Rng, SeedableRng};
@@ -164,9 +165,9 @@ fn draw(c: &mut Canvas, r: &mut ChaCha8Rng, f: &mut Finding) -> Option<canvas::B
         "Consolidation" => lesions::airspace(c, r, f, false),
         "Edema" => lesions::edema(c, r, f),
         "Lung Opacity" => lesions::lung_opacity(c, r, f),
-        "Pleural Effusion" => lesions::pleural_effusion(c, r, f),
+        "Pleural Effusion" => pleura::pleural_effusion(c, r, f),
         "Pneumonia" => lesions::airspace(c, r, f, true),
-        _ => lesions::pneumothorax(c, r, f),
+        _ => pleura::pneumothorax(c, r, f),
     }
 }
 
