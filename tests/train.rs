@@ -290,7 +290,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
 
 /// Stage 1 trains the whole model, the vision tower included (with Burn's default AdamW epsilon
 /// of 1e-5 its tiny gradients moved nothing, and the model never learnt to look at films), with
-/// the dense probe and the image-token targets beside the answer loss; the probe is not shipped.
+/// the dense probe and the image-token targets beside the answer loss; the probe is not shipped
+/// but `probe` reads it from the checkpoint.
 #[test]
 fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,4 +337,12 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
         n
     };
     assert_eq!(names(&done.bundle), names(&fixture()));
+
+    // `probe` reads the checkpoint's dense probe on held-out films: one row per finding.
+    let (step, rows) = medground::train::probe::report(dir.path(), 6).unwrap();
+    assert_eq!((step, rows.len()), (10, 8));
+    assert!(rows.iter().map(|r| r.n).sum::<usize>() >= 6, "{rows:?}");
+    for r in &rows {
+        assert!((0.0..=1.0).contains(&r.peak_in_box) && (0.0..=1.0).contains(&r.miou));
+    }
 }

@@ -6,6 +6,7 @@ mod eval;
 mod export;
 mod ground;
 mod init;
+mod probe;
 mod train;
 
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ enum Command {
     ImportPeft(export::ImportArgs),
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
+    /// Per finding, how well a stage-1 run's vision tower localises it (its dense probe on test
+    /// films): the ceiling of stage 2, which keeps the tower frozen.
+    Probe(probe::ProbeArgs),
     /// Training samples/s, grounding latency and peak memory (native side of docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Train a tiny-preset tokenizer from the project's phrase corpus. The shipped models are
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run_cmd(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Export(args) => export::export(args),
         Command::ImportPeft(args) => export::import(args),
         Command::Tokenizer { out } => init::tokenizer(&out),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dense;
 pub mod loss;
 pub mod plot;
+pub mod probe;
 pub mod run;
 
 pub use config::TrainConfig;

@@ -272,21 +272,45 @@ pub fn write_outputs(
     Ok(bundle_dir)
 }
 
-/// Rebuilds a run's model from its `config.toml` and last checkpoint, and writes its outputs
-/// into `out` (the `export` command).
-pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
+/// A run as of its last checkpoint: its config, the model with what trained beside it, the
+/// model config, tokenizer and the step.
+pub struct Restored {
+    pub cfg: TrainConfig,
+    pub trainee: Trainee,
+    pub config: Idefics3Config,
+    pub tokens: Tokens,
+    pub tokenizer_json: Vec<u8>,
+    pub step: usize,
+}
+
+/// Rebuilds a run's model from its `config.toml` and last checkpoint.
+pub fn restore(run_dir: &Path) -> Result<Restored> {
     let text = std::fs::read_to_string(run_dir.join("config.toml"))
         .map_err(|e| Error::io(run_dir.join("config.toml"), e))?;
     let cfg = TrainConfig::from_toml(&text)?;
     let device = Device::flex().autodiff();
-    let (model, config, _, json) = prepare(&cfg, &device)?;
+    let (model, config, tokens, tokenizer_json) = prepare(&cfg, &device)?;
     let model = trainee(&cfg, model, &config, &device);
     let optim = AdamWConfig::new().init();
     let dir = checkpoint::latest(run_dir)
         .ok_or_else(|| Error::Other(format!("{} has no checkpoint", run_dir.display())))?;
-    let (model, _, p) = checkpoint::load(&dir, model, optim)?;
-    eprintln!("exporting {} at step {}", run_dir.display(), p.step);
-    write_outputs(&cfg, &model.model.valid(), &config, json, out, dtype)
+    let (trainee, _, p) = checkpoint::load(&dir, model, optim)?;
+    Ok(Restored {
+        cfg,
+        trainee,
+        config,
+        tokens,
+        tokenizer_json,
+        step: p.step,
+    })
+}
+
+/// A run's last checkpoint -> its outputs in `out` (the `export` command).
+pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
+    let r = restore(run_dir)?;
+    eprintln!("exporting {} at step {}", run_dir.display(), r.step);
+    let model = r.trainee.model.valid();
+    write_outputs(&r.cfg, &model, &r.config, r.tokenizer_json, out, dtype)
 }
 
 /// `log.csv`, cut back to the checkpoint's step on resume so it matches the model.
