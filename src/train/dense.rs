@@ -33,6 +33,13 @@ pub fn head(vision_hidden: usize, device: &Device) -> Linear {
     LinearConfig::new(vision_hidden, CHANNELS).init(device)
 }
 
+/// The finding category a channel stands for, if it is a finding's (see `boxes`).
+pub fn finding_of(channel: usize) -> Option<usize> {
+    channel
+        .checked_sub(ANATOMY.len())
+        .filter(|c| *c < CATEGORIES.len())
+}
+
 /// The film's boxes, each with its channel: anatomy, findings, objects.
 pub fn boxes(s: &SynthSample) -> Vec<(usize, PixelBox)> {
     let anatomy = s

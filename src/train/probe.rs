@@ -10,7 +10,7 @@ use burn::tensor::activation::sigmoid;
 use super::batch::{Source, build};
 use super::dense;
 use super::run::restore;
-use crate::data::phrases::{ANATOMY, CATEGORIES};
+use crate::data::phrases::CATEGORIES;
 use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
 use crate::protocol::answer::PixelBox;
@@ -60,12 +60,9 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
             .map_err(|e| Error::Other(format!("probe output: {e:?}")))?;
         for (k, e) in examples.iter().enumerate() {
             for (channel, truth) in &e.boxes {
-                let Some(cat) = channel.checked_sub(ANATOMY.len()) else {
+                let Some(cat) = dense::finding_of(*channel) else {
                     continue;
                 };
-                if cat >= CATEGORIES.len() {
-                    continue;
-                }
                 let at = |q: usize| p[(k * side * side + q) * dense::CHANNELS + channel];
                 let (inside, iou) = read(at, side, size as f32 / side as f32, truth);
                 let s = &mut sums[cat];

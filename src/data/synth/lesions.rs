@@ -1,5 +1,6 @@
 //! The MS-CXR findings of the lung and heart, drawn into the line integral where they belong
-//! anatomically (the pleural two are in `pleura.rs`). Each returns the bounds of its rendered lesion mask, which become the ground-truth box exactly.
+//! anatomically (the pleural two are in `pleura.rs`). Each returns the bounds of its rendered
+//! lesion mask, which become the ground-truth box exactly.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
