@@ -3,7 +3,9 @@
     cargo run --release -- eval synth:600:val:7 --model assets/demo --out /tmp/ev
     python3 tools/bench/box_errors.py /tmp/ev/predictions.jsonl [--category "Lung Opacity"]
 
-For each category (or phrase wording of one category with --category): N, Acc@0.5, the median
+For each category (or phrase wording of one category with --category): N, Acc@0.5, the shares
+of boxes that miss the truth entirely (IoU 0: the model pointed at something else) and that
+overlap it but too little (near misses), the median
 of the larger of the x and y centre errors (px), the median absolute width error (px), the
 mean truth and predicted widths, and the correlation of truth and predicted widths (does the
 model read the size from the film?). Standard library only.
@@ -34,8 +36,12 @@ def row(name, rows):
     tw = [width(r["truth"]) for r in rows]
     pw = [width(r["box"]) for r in rows]
     acc = sum(r["iou"] >= 0.5 for r in rows) / len(rows)
+    # Misses: the box does not touch the truth (the model found something else); near: it
+    # overlaps but under 0.5.
+    miss = sum(r["iou"] == 0 for r in rows) / len(rows)
+    near = sum(0 < r["iou"] < 0.5 for r in rows) / len(rows)
     return (
-        f"| {name} | {len(rows)} | {acc:.3f} | {statistics.median(cerr):.1f} | "
+        f"| {name} | {len(rows)} | {acc:.3f} | {miss:.3f} | {near:.3f} | {statistics.median(cerr):.1f} | "
         f"{statistics.median(werr):.1f} | {statistics.mean(tw):.1f} | {statistics.mean(pw):.1f} | "
         f"{corr(tw, pw):.2f} |"
     )
@@ -47,8 +53,11 @@ def main():
     ap.add_argument("--category", help="split this category by the wording of its phrases")
     a = ap.parse_args()
     rows = [json.loads(line) for line in open(a.predictions) if line.strip()]
-    print("| group | N | Acc@0.5 | centre err px | width err px | truth w | pred w | corr(w) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| group | N | Acc@0.5 | IoU 0 | IoU (0, 0.5) | centre err px | width err px | truth w "
+        "| pred w | corr(w) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     if a.category:
         rows = [r for r in rows if r["category"] == a.category]
         groups = {}
