@@ -290,8 +290,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
 
 /// Stage 1 trains the whole model, the vision tower included (with Burn's default AdamW epsilon
 /// of 1e-5 its tiny gradients moved nothing, and the model never learnt to look at films), with
-/// the dense probe and the image-token targets beside the answer loss; the probe is not shipped
-/// but `probe` reads it from the checkpoint.
+/// the dense probe (with offsets) and the image-token targets beside the answer loss; the probe
+/// is not shipped but `probe` reads it from the checkpoint.
 #[test]
 fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,6 +300,8 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     c.optim.steps = 10;
     c.optim.warmup_steps = 2;
     c.optim.batch = 4;
+    // With the probe's offsets (where in each patch a box's centre lies) beside its coverage.
+    c.optim.dense_offset_weight = 0.5;
     c.data.val = "synth:2:val".into();
     c.run.out = dir.path().to_string_lossy().into_owned();
     c.run.eval_every = 1000;
@@ -344,5 +346,6 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     assert!(rows.iter().map(|r| r.n).sum::<usize>() >= 6, "{rows:?}");
     for r in &rows {
         assert!((0.0..=1.0).contains(&r.peak_in_box) && (0.0..=1.0).contains(&r.miou));
+        assert!(r.n == 0 || (0.0..224.0).contains(&r.centre_error), "{r:?}");
     }
 }

@@ -83,6 +83,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         &tokens,
         &config,
         cfg.optim.coord_sigma,
+        false,
         &train_device,
     )?;
     let mut optim = cfg.optim.adamw().init();

@@ -21,11 +21,13 @@ pub fn run(args: ProbeArgs) -> Result<()> {
         args.run.display(),
         args.films
     );
-    println!("| category | N | peak in box | probe-box mIoU |\n|---|---:|---:|---:|");
+    println!(
+        "| category | N | peak in box | probe-box mIoU | centre error px |\n|---|---:|---:|---:|---:|"
+    );
     for r in rows {
         println!(
-            "| {} | {} | {:.3} | {:.3} |",
-            r.category, r.n, r.peak_in_box, r.miou
+            "| {} | {} | {:.3} | {:.3} | {:.1} |",
+            r.category, r.n, r.peak_in_box, r.miou, r.centre_error
         );
     }
     Ok(())

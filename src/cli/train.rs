@@ -26,6 +26,10 @@ pub struct TrainArgs {
     /// Weight of the inside-a-box side of stage 1's dense probe ([optim] dense_pos_weight).
     #[arg(long)]
     dense_pos_weight: Option<f32>,
+    /// Weight of the loss of stage 1's dense probe offsets, where in each patch a box's centre
+    /// lies ([optim] dense_offset_weight; 0 = none).
+    #[arg(long)]
+    dense_offset_weight: Option<f32>,
     /// Ask more about this finding ([data] focus, e.g. "Lung Opacity") ...
     #[arg(long)]
     focus: Option<String>,
@@ -59,6 +63,9 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     }
     if let Some(base) = args.base {
         cfg.base = base;
+    }
+    if let Some(w) = args.dense_offset_weight {
+        cfg.optim.dense_offset_weight = w;
     }
     if let Some(w) = args.dense_pos_weight {
         cfg.optim.dense_pos_weight = w;

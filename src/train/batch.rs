@@ -145,8 +145,8 @@ pub struct TrainBatch {
     pub targets: Vec<(usize, u32)>,
     /// Sequence length after padding.
     pub seq: usize,
-    /// The dense probe's targets `[batch, patches, dense::CHANNELS]`, when every example has
-    /// boxes (stage 1 on synthetic films).
+    /// The dense probe's targets `[batch, patches, dense::width(offsets)]`, when every example
+    /// has boxes (stage 1 on synthetic films).
     pub dense: Option<Tensor<3>>,
     /// Stage 1: at each image token, the grid token of its cell's centre (x in a checkerboard's
     /// white cells, y in its black), the (flat position, token) pairs of `dense::cell_targets`.
@@ -163,6 +163,7 @@ pub fn build(
     tokens: &Tokens,
     config: &Idefics3Config,
     coord_sigma: f32,
+    offsets: bool,
     device: &Device,
 ) -> Result<TrainBatch> {
     let n_img = config.image_seq_len();
@@ -195,13 +196,14 @@ pub fn build(
     let dense = (b > 0 && examples.iter().all(|e| !e.boxes.is_empty())).then(|| {
         let t: Vec<f32> = examples
             .iter()
-            .flat_map(|e| dense::coverage(&e.boxes, side, size))
+            .flat_map(|e| dense::targets(&e.boxes, side, size, offsets))
             .collect();
-        Tensor::<1>::from_data(
-            TensorData::new(t, [b * side * side * dense::CHANNELS]),
-            device,
-        )
-        .reshape([b, side * side, dense::CHANNELS])
+        let w = dense::width(offsets);
+        Tensor::<1>::from_data(TensorData::new(t, [b * side * side * w]), device).reshape([
+            b,
+            side * side,
+            w,
+        ])
     });
     let cells = if dense.is_some() {
         dense::cell_targets(&rows, tokens, config)?

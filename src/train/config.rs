@@ -57,6 +57,14 @@ pub struct OptimConfig {
     /// "nothing here" and the tower learns small lesions slowly.
     #[serde(default = "one")]
     pub dense_pos_weight: f32,
+    /// Stage 1's dense probe: weight of its offsets' loss (where in each covered patch the box's
+    /// centre lies, `dense::targets`). 0: no offsets (the probe of runs before them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dense_offset_weight: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn one() -> f32 {
@@ -170,6 +178,7 @@ impl TrainConfig {
                 epsilon: default_epsilon(),
                 coord_sigma: 0.0,
                 dense_pos_weight: 1.0,
+                dense_offset_weight: 0.0,
             },
             data: DataConfig {
                 train: "synth".into(),

@@ -28,10 +28,19 @@ pub const OBJECTS: [&str; 4] = [
 /// Channels: the anatomy phrases, then the finding categories, then the objects.
 pub const CHANNELS: usize = ANATOMY.len() + CATEGORIES.len() + OBJECTS.len();
 
-/// The probe: patch features (`vision_config.hidden_size`) -> one logit per channel.
-pub fn head(vision_hidden: usize, device: &Device) -> Linear {
-    LinearConfig::new(vision_hidden, CHANNELS).init(device)
+/// The probe: patch features (`vision_config.hidden_size`) -> one logit per channel, and with
+/// `offsets` two more per channel: where the box's centre lies from the patch's, in patches.
+pub fn head(vision_hidden: usize, offsets: bool, device: &Device) -> Linear {
+    LinearConfig::new(vision_hidden, width(offsets)).init(device)
 }
+
+/// Outputs per patch: the channels' coverage logits, then (with offsets) their x and y offsets.
+pub fn width(offsets: bool) -> usize {
+    CHANNELS * if offsets { 3 } else { 1 }
+}
+
+/// Offsets are learnt up to this many patches; further ones are clamped.
+const MAX_OFFSET: f32 = 3.0;
 
 /// The finding category a channel stands for, if it is a finding's (see `boxes`).
 pub fn finding_of(channel: usize) -> Option<usize> {
@@ -59,12 +68,18 @@ pub fn boxes(s: &SynthSample) -> Vec<(usize, PixelBox)> {
     anatomy.chain(findings).chain(objects).collect()
 }
 
-/// Share of each patch (`side x side` patches of a `size`-pixel film) covered by each channel's
-/// box, `[side * side * CHANNELS]` in patch-major order.
-pub fn coverage(boxes: &[(usize, PixelBox)], side: usize, size: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; side * side * CHANNELS];
+/// The probe's targets, `[side * side * width(offsets)]` in patch-major order (`side x side`
+/// patches of a `size`-pixel film): the share of each patch covered by each channel's box; with
+/// `offsets`, then the x and the y offset from the patch's centre to the box's centre, in
+/// patches (clamped to MAX_OFFSET), where the box covers the patch (0 elsewhere, not learnt).
+/// The coverage says which patches hold a thing; the offsets make the tower's features say
+/// where in the patch it lies, finer than the 16-pixel patches a small nodule needs.
+pub fn targets(boxes: &[(usize, PixelBox)], side: usize, size: usize, offsets: bool) -> Vec<f32> {
+    let w = width(offsets);
+    let mut out = vec![0.0f32; side * side * w];
     let cell = size as f32 / side as f32;
     for (channel, b) in boxes {
+        let (cx, cy) = ((b.x1 + b.x2) / 2.0 / cell, (b.y1 + b.y2) / 2.0 / cell);
         for py in 0..side {
             let (y0, y1) = (py as f32 * cell, (py + 1) as f32 * cell);
             let h = (b.y2.min(y1) - b.y1.max(y0)).max(0.0);
@@ -73,9 +88,17 @@ pub fn coverage(boxes: &[(usize, PixelBox)], side: usize, size: usize) -> Vec<f3
             }
             for px in 0..side {
                 let (x0, x1) = (px as f32 * cell, (px + 1) as f32 * cell);
-                let w = (b.x2.min(x1) - b.x1.max(x0)).max(0.0);
-                let v = &mut out[(py * side + px) * CHANNELS + channel];
-                *v = v.max(w * h / (cell * cell));
+                let share = (b.x2.min(x1) - b.x1.max(x0)).max(0.0) * h / (cell * cell);
+                let at = (py * side + px) * w;
+                if share == 0.0 || share < out[at + channel] {
+                    continue;
+                }
+                out[at + channel] = share;
+                if offsets {
+                    let clamp = |v: f32| v.clamp(-MAX_OFFSET, MAX_OFFSET);
+                    out[at + CHANNELS + channel] = clamp(cx - (px as f32 + 0.5));
+                    out[at + 2 * CHANNELS + channel] = clamp(cy - (py as f32 + 0.5));
+                }
             }
         }
     }
@@ -119,12 +142,35 @@ pub fn cell_targets(
     Ok(out)
 }
 
-/// Binary cross-entropy of the probe's logits `[b, patches, CHANNELS]` against soft targets,
-/// the positive side weighted `pos_weight`.
-pub fn loss(logits: Tensor<3>, targets: Tensor<3>, pos_weight: f32) -> Tensor<1> {
-    let pos = log_sigmoid(logits.clone()) * targets.clone().mul_scalar(pos_weight);
-    let neg = log_sigmoid(logits.neg()) * targets.neg().add_scalar(1.0);
-    (pos + neg).mean().neg()
+/// The probe's loss on its outputs `[b, patches, width]` against `targets` of the same shape:
+/// binary cross-entropy of the coverage logits against the soft coverage, the positive side
+/// weighted `pos_weight`; plus, when the width holds offsets, `offset_weight` times their mean
+/// squared error over the covered (patch, channel) pairs.
+pub fn loss(
+    outputs: Tensor<3>,
+    targets: Tensor<3>,
+    pos_weight: f32,
+    offset_weight: f32,
+) -> Tensor<1> {
+    let [b, n, w] = outputs.dims();
+    let logits = outputs.clone().narrow(2, 0, CHANNELS);
+    let coverage = targets.clone().narrow(2, 0, CHANNELS);
+    let pos = log_sigmoid(logits.clone()) * coverage.clone().mul_scalar(pos_weight);
+    let neg = log_sigmoid(logits.neg()) * coverage.clone().neg().add_scalar(1.0);
+    let bce = (pos + neg).mean().neg();
+    if w == CHANNELS {
+        return bce;
+    }
+    let covered = coverage.greater_elem(0.0).float();
+    let mask = Tensor::cat(vec![covered.clone(), covered], 2);
+    let error =
+        outputs.narrow(2, CHANNELS, 2 * CHANNELS) - targets.narrow(2, CHANNELS, 2 * CHANNELS);
+    let count = mask.clone().sum().add_scalar(1.0);
+    debug_assert_eq!(mask.dims(), [b, n, 2 * CHANNELS]);
+    bce + (error.powi_scalar(2) * mask)
+        .sum()
+        .div(count)
+        .mul_scalar(offset_weight)
 }
 
 #[cfg(test)]
@@ -135,7 +181,7 @@ mod tests {
     #[test]
     fn targets_cover_the_boxes_and_nothing_else() {
         let s = Synth::new(3, Split::Train, 224).sample(7);
-        let t = coverage(&boxes(&s), 14, 224);
+        let t = targets(&boxes(&s), 14, 224, false);
         let heart = ANATOMY.iter().position(|a| *a == "the heart").unwrap();
         let (_, b) = s.anatomy.iter().find(|(n, _)| *n == "the heart").unwrap();
         let covered: f32 = (0..196).map(|p| t[p * CHANNELS + heart]).sum();
@@ -157,15 +203,53 @@ mod tests {
     #[test]
     fn pos_weight_scales_only_the_inside_of_boxes() {
         let device = Device::flex();
-        let t = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [1, 2, 1]), &device);
-        let logits = || t(vec![0.3, -0.7]);
-        // One patch inside (1), one outside (0): the loss is the mean of the two sides' terms.
+        // Two patches; channel 0 holds the test, the other channels logit 0 and target 0.
+        let t = |a: f32, b: f32| {
+            let mut v = vec![0.0; 2 * CHANNELS];
+            (v[0], v[CHANNELS]) = (a, b);
+            Tensor::<3>::from_data(TensorData::new(v, [1, 2, CHANNELS]), &device)
+        };
+        // One patch inside (1), one outside (0): the loss is the mean of all terms.
         let outside = -(1.0 - 1.0 / (1.0 + 0.7f32.exp())).ln();
         let inside = -(1.0 / (1.0 + (-0.3f32).exp())).ln();
+        let rest = (2 * CHANNELS - 2) as f32 * std::f32::consts::LN_2;
         for w in [1.0, 5.0] {
-            let got = loss(logits(), t(vec![1.0, 0.0]), w).into_scalar::<f32>();
-            let want = (w * inside + outside) / 2.0;
+            let got = loss(t(0.3, -0.7), t(1.0, 0.0), w, 1.0).into_scalar::<f32>();
+            let want = (w * inside + outside + rest) / (2 * CHANNELS) as f32;
             assert!((got - want).abs() < 1e-5, "w {w}: {got} vs {want}");
         }
+    }
+
+    /// Offsets point from each covered patch's centre to the box's, and only covered pairs
+    /// count in their loss.
+    #[test]
+    fn offsets_point_at_the_box_centre_and_only_where_covered() {
+        // A 10-pixel box centred at (40, 21) on a 224-pixel film of 14 x 14 patches.
+        let b = PixelBox::from_xywh(35.0, 16.0, 10.0, 10.0);
+        let k = ANATOMY.len(); // the first finding channel
+        let t = targets(&[(k, b)], 14, 224, true);
+        let w = width(true);
+        assert_eq!(t.len(), 196 * w);
+        // The box spans patches x 2 (32..48), y 1 (16..32): one patch, centre offset
+        // (40/16 - 2.5, 21/16 - 1.5) patches.
+        let at = (14 + 2) * w;
+        assert_eq!(t[at + k], 10.0 * 10.0 / 256.0);
+        assert!((t[at + CHANNELS + k] - (40.0 / 16.0 - 2.5)).abs() < 1e-6);
+        assert!((t[at + 2 * CHANNELS + k] - (21.0 / 16.0 - 1.5)).abs() < 1e-6);
+        let covered = (0..196).filter(|p| t[p * w + k] > 0.0).count();
+        assert_eq!(covered, 1);
+        // Outputs equal to the targets on the covered pair cost nothing there; a wrong offset
+        // on an uncovered pair costs nothing either.
+        let device = Device::flex();
+        let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [1, 196, w]), &device);
+        let mut outputs = t.clone();
+        let base = loss(tensor(outputs.clone()), tensor(t.clone()), 1.0, 1.0).into_scalar::<f32>();
+        outputs[CHANNELS + k] = 2.0; // patch 0, uncovered
+        let same = loss(tensor(outputs.clone()), tensor(t.clone()), 1.0, 1.0).into_scalar::<f32>();
+        assert!((same - base).abs() < 1e-6);
+        outputs[at + CHANNELS + k] += 1.0; // the covered patch's x offset, one patch off
+        let worse = loss(tensor(outputs), tensor(t), 1.0, 1.0).into_scalar::<f32>();
+        // Mean squared error over the two covered pairs (x and y) plus one: 1 / 3.
+        assert!((worse - base - 1.0 / 3.0).abs() < 1e-5, "{worse} vs {base}");
     }
 }

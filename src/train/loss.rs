@@ -17,16 +17,27 @@ pub struct Trainee {
 }
 
 impl Trainee {
-    /// The answer loss, plus the probe's (positives weighted `pos_weight`) when it has targets
-    /// in this batch.
-    pub fn loss(&self, tb: &TrainBatch, image_token: u32, pos_weight: f32) -> Tensor<1> {
+    /// The answer loss, plus the probe's (positives weighted `pos_weight`, offsets
+    /// `offset_weight`) when it has targets in this batch.
+    pub fn loss(
+        &self,
+        tb: &TrainBatch,
+        image_token: u32,
+        pos_weight: f32,
+        offset_weight: f32,
+    ) -> Tensor<1> {
         let (embeds, patches) = self.model.embed_batch_with_patches(&tb.batch, image_token);
         let hidden = self.model.model.text_model.forward(embeds, None);
         let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone());
         match (&self.probe, &tb.dense) {
             (Some(head), Some(targets)) => {
                 let cells = nll(&self.model, hidden, &tb.cells, None);
-                let probe = dense::loss(head.forward(patches), targets.clone(), pos_weight);
+                let probe = dense::loss(
+                    head.forward(patches),
+                    targets.clone(),
+                    pos_weight,
+                    offset_weight,
+                );
                 answer + cells.mul_scalar(0.5) + probe
             }
             _ => answer,

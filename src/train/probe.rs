@@ -24,6 +24,9 @@ pub struct ProbeRow {
     pub peak_in_box: f64,
     /// Mean IoU of the box around the patches above half the peak with the truth box.
     pub miou: f64,
+    /// Median distance (the larger of x and y, pixels) from the truth box's centre to the peak
+    /// patch's centre, moved by the probe's offsets when it has them.
+    pub centre_error: f64,
 }
 
 /// The probe of `run_dir`'s last checkpoint (a stage-1 run) on `films` test films; returns the
@@ -45,26 +48,50 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
         stage: 1,
     };
     let device = Device::flex();
-    // Per category: (n, peak in box, IoU sum).
+    // Per category: (n, peak in box, IoU sum), and the centre errors.
     let mut sums = vec![(0usize, 0usize, 0f64); CATEGORIES.len()];
+    let mut errors = vec![Vec::new(); CATEGORIES.len()];
+    let cell = size as f32 / side as f32;
     let mut start = 0;
     while start < films {
         let examples = (start..films.min(start + 16))
             .map(|i| source.example(i as u64, 0))
             .collect::<Result<Vec<_>>>()?;
-        let tb = build(&examples, &r.tokens, &r.config, 0.0, &device)?;
+        let tb = build(&examples, &r.tokens, &r.config, 0.0, false, &device)?;
         let patches = model.model.vision_model.forward(tb.batch.pixels.clone());
-        let p: Vec<f32> = sigmoid(head.forward(patches))
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Other(format!("probe output: {e:?}")))?;
+        let out = head.forward(patches);
+        let width = out.dims()[2];
+        let read_back = |t: Tensor<3>| {
+            t.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::Other(format!("probe output: {e:?}")))
+        };
+        let p = read_back(sigmoid(out.clone().narrow(2, 0, dense::CHANNELS)))?;
+        // x then y offsets per channel, when the head has them.
+        let offsets = if width > dense::CHANNELS {
+            read_back(out.narrow(2, dense::CHANNELS, 2 * dense::CHANNELS))?
+        } else {
+            Vec::new()
+        };
         for (k, e) in examples.iter().enumerate() {
             for (channel, truth) in &e.boxes {
                 let Some(cat) = dense::finding_of(*channel) else {
                     continue;
                 };
                 let at = |q: usize| p[(k * side * side + q) * dense::CHANNELS + channel];
-                let (inside, iou) = read(at, side, size as f32 / side as f32, truth);
+                let (inside, iou, peak) = read(at, side, cell, truth);
+                let offset = |q: usize, axis: usize| {
+                    let i = (k * side * side + q) * 2 * dense::CHANNELS + axis * dense::CHANNELS;
+                    offsets.get(i + channel).copied().unwrap_or(0.0)
+                };
+                let centre = [
+                    ((peak % side) as f32 + 0.5 + offset(peak, 0)) * cell,
+                    ((peak / side) as f32 + 0.5 + offset(peak, 1)) * cell,
+                ];
+                let err = (centre[0] - (truth.x1 + truth.x2) / 2.0)
+                    .abs()
+                    .max((centre[1] - (truth.y1 + truth.y2) / 2.0).abs());
+                errors[cat].push(err as f64);
                 let s = &mut sums[cat];
                 (s.0, s.1, s.2) = (s.0 + 1, s.1 + inside as usize, s.2 + iou);
             }
@@ -74,20 +101,25 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
     let rows = CATEGORIES
         .iter()
         .zip(sums)
-        .map(|(category, (n, inside, iou))| ProbeRow {
+        .zip(errors)
+        .map(|((category, (n, inside, iou)), mut e)| ProbeRow {
             category,
             n,
             peak_in_box: inside as f64 / n.max(1) as f64,
             miou: iou / n.max(1) as f64,
+            centre_error: {
+                e.sort_by(f64::total_cmp);
+                e.get(e.len() / 2).copied().unwrap_or(f64::NAN)
+            },
         })
         .collect();
     Ok((r.step, rows))
 }
 
 /// One film's probe map for one channel (`at(patch)`, `side x side` patches of `cell` px):
-/// whether its peak lies within half a patch of `truth`, and the IoU of the box around the
-/// patches above half the peak.
-fn read(at: impl Fn(usize) -> f32, side: usize, cell: f32, truth: &PixelBox) -> (bool, f64) {
+/// whether its peak lies within half a patch of `truth`, the IoU of the box around the patches
+/// above half the peak, and the peak patch.
+fn read(at: impl Fn(usize) -> f32, side: usize, cell: f32, truth: &PixelBox) -> (bool, f64, usize) {
     let peak = (0..side * side)
         .max_by(|a, b| at(*a).total_cmp(&at(*b)))
         .unwrap_or(0);
@@ -111,7 +143,7 @@ fn read(at: impl Fn(usize) -> f32, side: usize, cell: f32, truth: &PixelBox) -> 
             b.y2.max(y + cell),
         );
     }
-    (inside, b.iou(truth) as f64)
+    (inside, b.iou(truth) as f64, peak)
 }
 
 #[cfg(test)]
@@ -129,10 +161,13 @@ mod tests {
             y2: 32.0,
         };
         let on = |q: usize| if [5, 6].contains(&q) { 0.9 } else { 0.1 };
-        let (inside, iou) = read(on, 4, 16.0, &truth);
-        assert!(inside && (iou - 1.0).abs() < 1e-6, "{inside} {iou}");
+        let (inside, iou, peak) = read(on, 4, 16.0, &truth);
+        assert!(
+            inside && (iou - 1.0).abs() < 1e-6 && [5, 6].contains(&peak),
+            "{inside} {iou} {peak}"
+        );
         let off = |q: usize| if q == 15 { 0.9 } else { 0.1 };
-        let (inside, iou) = read(off, 4, 16.0, &truth);
-        assert!(!inside && iou == 0.0, "{inside} {iou}");
+        let (inside, iou, peak) = read(off, 4, 16.0, &truth);
+        assert!(!inside && iou == 0.0 && peak == 15, "{inside} {iou}");
     }
 }

@@ -168,8 +168,14 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 .map_err(|_| Error::Other("the data thread stopped".into()))??;
             // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
             // process, so backward passes cannot run in parallel threads.)
-            let tb = build(&examples, &tokens, &config, o.coord_sigma, &device)?;
-            let loss = model.loss(&tb, config.image_token_id, o.dense_pos_weight);
+            let offsets = o.dense_offset_weight > 0.0;
+            let tb = build(&examples, &tokens, &config, o.coord_sigma, offsets, &device)?;
+            let loss = model.loss(
+                &tb,
+                config.image_token_id,
+                o.dense_pos_weight,
+                o.dense_offset_weight,
+            );
             loss_sum += loss.clone().into_scalar::<f32>();
             accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
@@ -239,7 +245,9 @@ fn trainee(
     config: &Idefics3Config,
     device: &Device,
 ) -> Trainee {
-    let probe = (cfg.stage == 1).then(|| dense::head(config.vision_config.hidden_size, device));
+    let offsets = cfg.optim.dense_offset_weight > 0.0;
+    let probe =
+        (cfg.stage == 1).then(|| dense::head(config.vision_config.hidden_size, offsets, device));
     Trainee { model, probe }
 }
 
