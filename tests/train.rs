@@ -290,8 +290,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
 
 /// Stage 1 trains the whole model, the vision tower included (with Burn's default AdamW epsilon
 /// of 1e-5 its tiny gradients moved nothing, and the model never learnt to look at films), with
-/// the dense probe (with offsets) and the image-token targets beside the answer loss; the probe
-/// is not shipped but `probe` reads it from the checkpoint.
+/// the dense probe and the image-token targets beside the answer loss (the probe's offsets head
+/// may join on resume); the probe is not shipped but `probe` reads it from the checkpoint.
 #[test]
 fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,13 +300,16 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
     c.optim.steps = 10;
     c.optim.warmup_steps = 2;
     c.optim.batch = 4;
-    // With the probe's offsets (where in each patch a box's centre lies) beside its coverage.
-    c.optim.dense_offset_weight = 0.5;
     c.data.val = "synth:2:val".into();
     c.run.out = dir.path().to_string_lossy().into_owned();
     c.run.eval_every = 1000;
     c.run.checkpoint_every = 100;
-    let done = run(&c, false).unwrap();
+    run(&c, false).unwrap();
+    // Resumed with the probe's offsets (where in each patch a box's centre lies) added: the
+    // checkpoint has no offsets head, which starts fresh; everything else loads.
+    c.optim.steps = 12;
+    c.optim.dense_offset_weight = 0.5;
+    let done = run(&c, true).unwrap();
     assert_eq!(done.trainable, done.total);
 
     let original = Grounder::from_bundle(&Bundle::read_dir(&fixture()).unwrap(), &Device::flex())
@@ -342,7 +345,7 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
 
     // `probe` reads the checkpoint's dense probe on held-out films: one row per finding.
     let (step, rows) = medground::train::probe::report(dir.path(), 6).unwrap();
-    assert_eq!((step, rows.len()), (10, 8));
+    assert_eq!((step, rows.len()), (12, 8));
     assert!(rows.iter().map(|r| r.n).sum::<usize>() >= 6, "{rows:?}");
     for r in &rows {
         assert!((0.0..=1.0).contains(&r.peak_in_box) && (0.0..=1.0).contains(&r.miou));

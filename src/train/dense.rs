@@ -28,13 +28,19 @@ pub const OBJECTS: [&str; 4] = [
 /// Channels: the anatomy phrases, then the finding categories, then the objects.
 pub const CHANNELS: usize = ANATOMY.len() + CATEGORIES.len() + OBJECTS.len();
 
-/// The probe: patch features (`vision_config.hidden_size`) -> one logit per channel, and with
-/// `offsets` two more per channel: where the box's centre lies from the patch's, in patches.
-pub fn head(vision_hidden: usize, offsets: bool, device: &Device) -> Linear {
-    LinearConfig::new(vision_hidden, width(offsets)).init(device)
+/// The probe: patch features (`vision_config.hidden_size`) -> one logit per channel.
+pub fn head(vision_hidden: usize, device: &Device) -> Linear {
+    LinearConfig::new(vision_hidden, CHANNELS).init(device)
 }
 
-/// Outputs per patch: the channels' coverage logits, then (with offsets) their x and y offsets.
+/// The probe's offsets: patch features -> per channel, where the box's centre lies from the
+/// patch's centre, x then y, in patches. A head of its own, so that a run trained without it
+/// can be resumed with it.
+pub fn offsets_head(vision_hidden: usize, device: &Device) -> Linear {
+    LinearConfig::new(vision_hidden, 2 * CHANNELS).init(device)
+}
+
+/// Targets per patch: the channels' coverage, then (with offsets) their x and y offsets.
 pub fn width(offsets: bool) -> usize {
     CHANNELS * if offsets { 3 } else { 1 }
 }
@@ -142,10 +148,11 @@ pub fn cell_targets(
     Ok(out)
 }
 
-/// The probe's loss on its outputs `[b, patches, width]` against `targets` of the same shape:
-/// binary cross-entropy of the coverage logits against the soft coverage, the positive side
-/// weighted `pos_weight`; plus, when the width holds offsets, `offset_weight` times their mean
-/// squared error over the covered (patch, channel) pairs.
+/// The probe's loss on its outputs `[b, patches, width]` (the coverage logits, then the
+/// offsets when there are) against `targets` of the same shape: binary cross-entropy of the
+/// coverage logits against the soft coverage, the positive side weighted `pos_weight`; plus,
+/// with offsets, `offset_weight` times their mean squared error over the covered (patch,
+/// channel) pairs.
 pub fn loss(
     outputs: Tensor<3>,
     targets: Tensor<3>,

@@ -14,6 +14,8 @@ use crate::model::Idefics3;
 pub struct Trainee {
     pub model: Idefics3,
     pub probe: Option<Linear>,
+    /// The probe's offsets head (`dense::offsets_head`), with `[optim] dense_offset_weight`.
+    pub offsets: Option<Linear>,
 }
 
 impl Trainee {
@@ -32,12 +34,11 @@ impl Trainee {
         match (&self.probe, &tb.dense) {
             (Some(head), Some(targets)) => {
                 let cells = nll(&self.model, hidden, &tb.cells, None);
-                let probe = dense::loss(
-                    head.forward(patches),
-                    targets.clone(),
-                    pos_weight,
-                    offset_weight,
-                );
+                let mut outputs = head.forward(patches.clone());
+                if let Some(offsets) = &self.offsets {
+                    outputs = Tensor::cat(vec![outputs, offsets.forward(patches)], 2);
+                }
+                let probe = dense::loss(outputs, targets.clone(), pos_weight, offset_weight);
                 answer + cells.mul_scalar(0.5) + probe
             }
             _ => answer,

@@ -41,6 +41,7 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
         ))
     })?;
     let (model, head) = (r.trainee.model.valid(), head.valid());
+    let offsets_head = r.trainee.offsets.clone().map(|h| h.valid());
     let vision = &r.config.vision_config;
     let (size, side) = (vision.image_size, vision.image_size / vision.patch_size);
     let source = Source::Synth {
@@ -59,19 +60,16 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
             .collect::<Result<Vec<_>>>()?;
         let tb = build(&examples, &r.tokens, &r.config, 0.0, false, &device)?;
         let patches = model.model.vision_model.forward(tb.batch.pixels.clone());
-        let out = head.forward(patches);
-        let width = out.dims()[2];
         let read_back = |t: Tensor<3>| {
             t.into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| Error::Other(format!("probe output: {e:?}")))
         };
-        let p = read_back(sigmoid(out.clone().narrow(2, 0, dense::CHANNELS)))?;
-        // x then y offsets per channel, when the head has them.
-        let offsets = if width > dense::CHANNELS {
-            read_back(out.narrow(2, dense::CHANNELS, 2 * dense::CHANNELS))?
-        } else {
-            Vec::new()
+        let p = read_back(sigmoid(head.forward(patches.clone())))?;
+        // x then y offsets per channel, when the run has the offsets head.
+        let offsets = match &offsets_head {
+            Some(h) => read_back(h.forward(patches))?,
+            None => Vec::new(),
         };
         for (k, e) in examples.iter().enumerate() {
             for (channel, truth) in &e.boxes {

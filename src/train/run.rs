@@ -26,6 +26,9 @@ use crate::weights::{Bundle, Dtype, bundle, safetensors};
 /// Where the tiny preset's tokenizer lives.
 pub const TOKENIZER: &str = "assets/tokenizer.json";
 
+/// The dense probe's offsets head may be added when a stage-1 run is resumed.
+const OFFSETS: &str = "offsets.";
+
 /// What a finished run leaves: `out/bundle` (merged weights), `out/adapter` (PEFT, stage 2),
 /// the last validation figures, and the trained model itself (unmerged).
 pub struct Finished {
@@ -116,7 +119,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         samples: 0,
     };
     if let Some(dir) = found {
-        let (m, opt, p) = checkpoint::load(&dir, model, optim)?;
+        let (m, opt, p) = checkpoint::load(&dir, model, optim, &[OFFSETS])?;
         (model, optim, progress) = (m, opt, p);
         eprintln!("resumed from {} at step {}", dir.display(), progress.step);
     }
@@ -245,10 +248,15 @@ fn trainee(
     config: &Idefics3Config,
     device: &Device,
 ) -> Trainee {
-    let offsets = cfg.optim.dense_offset_weight > 0.0;
-    let probe =
-        (cfg.stage == 1).then(|| dense::head(config.vision_config.hidden_size, offsets, device));
-    Trainee { model, probe }
+    let hidden = config.vision_config.hidden_size;
+    let probe = (cfg.stage == 1).then(|| dense::head(hidden, device));
+    let offsets = (cfg.stage == 1 && cfg.optim.dense_offset_weight > 0.0)
+        .then(|| dense::offsets_head(hidden, device));
+    Trainee {
+        model,
+        probe,
+        offsets,
+    }
 }
 
 /// Writes `out/bundle` (LoRA merged into the base) and, for stage 2, `out/adapter` (PEFT).
@@ -302,7 +310,7 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
     let optim = AdamWConfig::new().init();
     let dir = checkpoint::latest(run_dir)
         .ok_or_else(|| Error::Other(format!("{} has no checkpoint", run_dir.display())))?;
-    let (trainee, _, p) = checkpoint::load(&dir, model, optim)?;
+    let (trainee, _, p) = checkpoint::load(&dir, model, optim, &[OFFSETS])?;
     Ok(Restored {
         cfg,
         trainee,
