@@ -126,6 +126,11 @@ pub struct RunConfig {
 }
 
 impl OptimConfig {
+    /// Whether stage 1's dense probe has its offsets head (a non-zero offsets weight).
+    pub fn dense_offsets(&self) -> bool {
+        self.dense_offset_weight > 0.0
+    }
+
     /// AdamW with this config's weight decay and per-tensor gradient-norm clipping.
     pub fn adamw(&self) -> burn::optim::AdamWConfig {
         burn::optim::AdamWConfig::new()

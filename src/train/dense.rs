@@ -159,7 +159,7 @@ pub fn loss(
     pos_weight: f32,
     offset_weight: f32,
 ) -> Tensor<1> {
-    let [b, n, w] = outputs.dims();
+    let w = outputs.dims()[2];
     let logits = outputs.clone().narrow(2, 0, CHANNELS);
     let coverage = targets.clone().narrow(2, 0, CHANNELS);
     let pos = log_sigmoid(logits.clone()) * coverage.clone().mul_scalar(pos_weight);
@@ -173,7 +173,6 @@ pub fn loss(
     let error =
         outputs.narrow(2, CHANNELS, 2 * CHANNELS) - targets.narrow(2, CHANNELS, 2 * CHANNELS);
     let count = mask.clone().sum().add_scalar(1.0);
-    debug_assert_eq!(mask.dims(), [b, n, 2 * CHANNELS]);
     bce + (error.powi_scalar(2) * mask)
         .sum()
         .div(count)

@@ -171,8 +171,14 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 .map_err(|_| Error::Other("the data thread stopped".into()))??;
             // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
             // process, so backward passes cannot run in parallel threads.)
-            let offsets = o.dense_offset_weight > 0.0;
-            let tb = build(&examples, &tokens, &config, o.coord_sigma, offsets, &device)?;
+            let tb = build(
+                &examples,
+                &tokens,
+                &config,
+                o.coord_sigma,
+                o.dense_offsets(),
+                &device,
+            )?;
             let loss = model.loss(
                 &tb,
                 config.image_token_id,
@@ -250,8 +256,8 @@ fn trainee(
 ) -> Trainee {
     let hidden = config.vision_config.hidden_size;
     let probe = (cfg.stage == 1).then(|| dense::head(hidden, device));
-    let offsets = (cfg.stage == 1 && cfg.optim.dense_offset_weight > 0.0)
-        .then(|| dense::offsets_head(hidden, device));
+    let offsets =
+        (cfg.stage == 1 && cfg.optim.dense_offsets()).then(|| dense::offsets_head(hidden, device));
     Trainee {
         model,
         probe,
