@@ -203,7 +203,7 @@ pub fn tokenizer_corpus() -> Vec<String> {
         Zone::Whole,
     ];
     let mut out = Vec::new();
-    for category in 0..CATEGORIES.len() {
+    for (category, name) in CATEGORIES.iter().enumerate() {
         for i in 0..400 {
             let f = Finding {
                 category,
@@ -214,7 +214,7 @@ pub fn tokenizer_corpus() -> Vec<String> {
             };
             out.push(phrase(&f, &mut r));
         }
-        out.push(CATEGORIES[category].to_lowercase());
+        out.push(name.to_lowercase());
     }
     for t in crate::protocol::prompt::TEMPLATES {
         for a in ANATOMY {

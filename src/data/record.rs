@@ -78,7 +78,8 @@ pub fn check(category: &str, b: &PixelBox, width: u32, height: u32) -> Option<St
     let tol = 1.0;
     let inside =
         b.x1 >= -tol && b.y1 >= -tol && b.x2 <= width as f32 + tol && b.y2 <= height as f32 + tol;
-    if !(b.x2 > b.x1 && b.y2 > b.y1) || !inside || !b.x1.is_finite() || !b.y2.is_finite() {
+    // NaN and infinite coordinates fail these comparisons too.
+    if !(b.x2 > b.x1 && b.y2 > b.y1 && inside) {
         return Some(format!(
             "box [{}, {}, {}, {}] lies outside the {width}x{height} image",
             b.x1,
@@ -88,4 +89,26 @@ pub fn check(category: &str, b: &PixelBox, width: u32, height: u32) -> Option<St
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_outside_inverted_or_not_finite_are_refused() {
+        let b = |x1, y1, x2, y2| PixelBox { x1, y1, x2, y2 };
+        assert_eq!(check("Edema", &b(10.0, 10.0, 50.0, 60.0), 100, 100), None);
+        assert!(check("Edema", &b(10.0, 10.0, 50.0, 60.0), 40, 100).is_some());
+        assert!(check("Edema", &b(50.0, 10.0, 10.0, 60.0), 100, 100).is_some());
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for k in 0..4 {
+                let mut c = [10.0, 10.0, 50.0, 60.0];
+                c[k] = v;
+                let bad = b(c[0], c[1], c[2], c[3]);
+                assert!(check("Edema", &bad, 100, 100).is_some(), "{c:?}");
+            }
+        }
+        assert!(check("Fracture", &b(10.0, 10.0, 50.0, 60.0), 100, 100).is_some());
+    }
 }

@@ -148,31 +148,31 @@ impl Idefics3Config {
         let v = &self.vision_config;
         let t = &self.text_config;
         let bad = |m: String| Err(Error::Config(m));
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return bad(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
             ));
         }
-        if self.scale_factor == 0 || v.patches_per_side() % self.scale_factor != 0 {
+        if self.scale_factor == 0 || !v.patches_per_side().is_multiple_of(self.scale_factor) {
             return bad(format!(
                 "{} patches per side do not divide by scale_factor {}",
                 v.patches_per_side(),
                 self.scale_factor
             ));
         }
-        if v.num_attention_heads == 0 || v.hidden_size % v.num_attention_heads != 0 {
+        if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return bad("vision hidden_size must divide by num_attention_heads".into());
         }
         if t.num_attention_heads == 0
             || t.kv_heads() == 0
-            || t.num_attention_heads % t.kv_heads() != 0
+            || !t.num_attention_heads.is_multiple_of(t.kv_heads())
         {
             return bad(
                 "text num_attention_heads must be a multiple of num_key_value_heads".into(),
             );
         }
-        if t.head_dim() % 2 != 0 {
+        if !t.head_dim().is_multiple_of(2) {
             return bad("text head_dim must be even for rotary embeddings".into());
         }
         if self.image_token_id as usize >= t.vocab_size {

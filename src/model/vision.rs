@@ -35,7 +35,7 @@ impl VisionEmbeddings {
         let patches = self.patch_embedding.forward(pixels);
         let [b, d, h, w] = patches.dims();
         let x = patches.reshape([b, d, h * w]).swap_dims(1, 2);
-        let positions = self.position_embedding.weight.val().slice([0..h * w]);
+        let positions = self.position_embedding.weight.val().narrow(0, 0, h * w);
         x + positions.unsqueeze_dim::<3>(0)
     }
 }

@@ -197,7 +197,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         bar.set_position(progress.step as u64);
         bar.set_message(format!("loss {loss:.3} lr {lr:.2e} {rate:.1} samples/s"));
         let last = progress.step == o.steps;
-        if progress.step % cfg.run.eval_every == 0 || last {
+        if progress.step.is_multiple_of(cfg.run.eval_every) || last {
             let g = Grounder {
                 model: model.model.valid(),
                 config: config.clone(),
@@ -215,7 +215,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
             window_samples = 0;
         }
         log.row(progress.step, loss, lr, rate, acc50, miou)?;
-        if progress.step % cfg.run.checkpoint_every == 0 || last {
+        if progress.step.is_multiple_of(cfg.run.checkpoint_every) || last {
             checkpoint::save(&out, &model, &optim, progress)?;
         }
     }

@@ -11,6 +11,11 @@ use super::phantom::bits;
 use super::regions::{in_zone, lateral_sign, lateral_t, lobe, lung_bits};
 use crate::data::phrases::{Finding, Side, Zone};
 
+/// Upper end of the airspace blobs' orientation range: the films were drawn with it; PI would
+/// change every one of them.
+#[allow(clippy::approx_constant)]
+const BLOB_TURN: f32 = 3.14;
+
 /// Airspace disease: blobs in one lobe (consolidation, sharp at the fissure) or patchy in the
 /// lung (pneumonia), with air bronchograms in consolidation.
 pub fn airspace(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding, patchy: bool) -> Option<Bounds> {
@@ -44,7 +49,7 @@ pub fn airspace(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding, patchy: bool) -
                 cy as f32 + dy,
                 rad,
                 rad * r.random_range(0.6..1.3),
-                r.random_range(0.0..3.14),
+                r.random_range(0.0..BLOB_TURN),
             )
         })
         .collect();
