@@ -153,7 +153,14 @@ pub const ALL_TEXT_TARGETS: &str = r"^model\.text_model\.layers\.[0-9]+\.(self_a
 
 impl TrainConfig {
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config(format!("training config: {e}")))
+        let cfg: Self =
+            toml::from_str(text).map_err(|e| Error::Config(format!("training config: {e}")))?;
+        if cfg.run.checkpoint_every == 0 || cfg.run.eval_every == 0 {
+            return Err(Error::Config(
+                "training config: checkpoint_every and eval_every must be at least 1".into(),
+            ));
+        }
+        Ok(cfg)
     }
 
     pub fn to_toml(&self) -> String {
@@ -260,6 +267,19 @@ mod tests {
         }
         assert_eq!(TrainConfig::preset("paper").unwrap().lora.rank, 64);
         assert!(TrainConfig::from_toml("stage = 1\nbogus = 2").is_err());
+    }
+
+    #[test]
+    fn zero_checkpoint_or_eval_interval_is_refused() {
+        let text = TrainConfig::preset("stage2").unwrap().to_toml();
+        for (key, zeroed) in [
+            ("checkpoint_every = 100", "checkpoint_every = 0"),
+            ("eval_every = 500", "eval_every = 0"),
+        ] {
+            let zero = text.replace(key, zeroed);
+            assert_ne!(zero, text);
+            assert!(TrainConfig::from_toml(&zero).is_err());
+        }
     }
 
     /// The files in `configs/` are the presets, written out: they must not drift apart.
