@@ -45,6 +45,12 @@ pub fn parse(name: &str) -> Result<Device> {
     }
 }
 
+/// A comma-separated list of devices (`cuda:0,cuda:1`): data-parallel training's, the first of
+/// which holds the model.
+pub fn parse_list(names: &str) -> Result<Vec<Device>> {
+    names.split(',').map(|name| parse(name.trim())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -57,5 +63,7 @@ mod tests {
                 .contains("unknown device")
         );
         assert!(super::parse("cuda:x").is_err());
+        assert_eq!(super::parse_list("cpu, cpu").unwrap().len(), 2);
+        assert!(super::parse_list("cpu,").is_err());
     }
 }

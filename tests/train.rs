@@ -352,3 +352,43 @@ fn stage1_moves_the_vision_tower_and_ships_without_the_probe() {
         assert!(r.n == 0 || (0.0..224.0).contains(&r.centre_error), "{r:?}");
     }
 }
+
+/// `--devices cpu,cpu`: each micro-batch split in two shards that train in parallel threads on
+/// forked replicas, their gradients summed on the first device. Each shard's loss terms are
+/// weighted by its share of their targets, so the steps are one device's, up to rounding, in
+/// stage 2 (answer tokens) and stage 1 (answer, image-token targets and the dense probe).
+#[test]
+fn data_parallel_steps_match_one_device() {
+    let dir = tempfile::tempdir().unwrap();
+    for stage in [1u8, 2] {
+        let mut logs = Vec::new();
+        for device in ["cpu", "cpu,cpu"] {
+            let out = dir.path().join(format!("{stage}-{device}"));
+            let mut c = config(&out, 6);
+            if stage == 1 {
+                let mut s1 = TrainConfig::preset("stage1").unwrap();
+                (s1.base, s1.optim, s1.data, s1.run) = (c.base, c.optim, c.data, c.run);
+                s1.data.train = "synth".into();
+                c = s1;
+            }
+            c.optim.batch = 5;
+            c.optim.accumulate = 2;
+            c.run.device = device.into();
+            run(&c, false).unwrap();
+            logs.push(losses(&out));
+        }
+        assert_eq!(logs[0].len(), 6);
+        for (step, (x, y)) in logs[0].iter().zip(&logs[1]).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                "stage {stage} step {}: one device {x}, two {y}",
+                step + 1
+            );
+        }
+    }
+    let mut c = config(&dir.path().join("one"), 1);
+    c.optim.batch = 1;
+    c.run.device = "cpu,cpu".into();
+    let err = run(&c, false).err().unwrap().to_string();
+    assert!(err.contains("cannot be split across 2 devices"), "{err}");
+}

@@ -36,8 +36,9 @@ pub struct TrainArgs {
     /// ... in this share of the synthetic films ([data] focus_share, 0-1, default 0.5).
     #[arg(long)]
     focus_share: Option<f64>,
-    /// cpu, wgpu, vulkan or cuda[:N].
-    #[arg(long)]
+    /// cpu, wgpu, vulkan or cuda[:N]; several, comma-separated (`--devices cuda:0,cuda:1`),
+    /// train data parallel: each micro-batch split across them.
+    #[arg(long, visible_alias = "devices")]
     device: Option<String>,
     /// Print the resolved config as TOML and exit.
     #[arg(long)]
@@ -96,7 +97,8 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
         &args.eval,
         None,
         &finished.bundle,
-        &cfg.run.device,
+        // The first of the training devices.
+        cfg.run.device.split(',').next().unwrap_or("cpu").trim(),
         None,
         medground::eval::Films::Own,
     )

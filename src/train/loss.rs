@@ -9,6 +9,26 @@ use super::batch::TrainBatch;
 use super::dense;
 use crate::model::Idefics3;
 
+/// The weights of a micro-batch's loss terms: each its share of that term's targets when the
+/// micro-batch is split across devices (`step.rs`), all 1 on one device.
+#[derive(Clone, Copy, Debug)]
+pub struct Shares {
+    /// Of the answer tokens.
+    pub answer: f32,
+    /// Of the image-token targets (stage 1).
+    pub cells: f32,
+    /// Of the films (the dense probe's terms, stage 1).
+    pub films: f32,
+}
+
+impl Shares {
+    pub const WHOLE: Shares = Shares {
+        answer: 1.0,
+        cells: 1.0,
+        films: 1.0,
+    };
+}
+
 /// What the loop trains: the model, and in stage 1 the dense probe beside it (never exported).
 #[derive(Module, Debug)]
 pub struct Trainee {
@@ -20,17 +40,19 @@ pub struct Trainee {
 
 impl Trainee {
     /// The answer loss, plus the probe's (positives weighted `pos_weight`, offsets
-    /// `offset_weight`) when it has targets in this batch.
+    /// `offset_weight`) when it has targets in this batch, each term weighted by its `shares`.
     pub fn loss(
         &self,
         tb: &TrainBatch,
         image_token: u32,
         pos_weight: f32,
         offset_weight: f32,
+        shares: Shares,
     ) -> Tensor<1> {
         let (embeds, patches) = self.model.embed_batch_with_patches(&tb.batch, image_token);
         let hidden = self.model.model.text_model.forward(embeds, None);
-        let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone());
+        let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone())
+            .mul_scalar(shares.answer);
         match (&self.probe, &tb.dense) {
             (Some(head), Some(targets)) => {
                 let cells = nll(&self.model, hidden, &tb.cells, None);
@@ -39,7 +61,7 @@ impl Trainee {
                     outputs = Tensor::cat(vec![outputs, offsets.forward(patches)], 2);
                 }
                 let probe = dense::loss(outputs, targets.clone(), pos_weight, offset_weight);
-                answer + cells.mul_scalar(0.5) + probe
+                answer + cells.mul_scalar(0.5 * shares.cells) + probe.mul_scalar(shares.films)
             }
             _ => answer,
         }

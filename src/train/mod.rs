@@ -8,5 +8,6 @@ pub mod loss;
 pub mod plot;
 pub mod probe;
 pub mod run;
+pub mod step;
 
 pub use config::TrainConfig;

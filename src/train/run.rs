@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{Lora, Module, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsAccumulator};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::batch::{Source, build, prefetch};
+use super::batch::{Source, prefetch};
 use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
 use super::dense;
 use super::loss::Trainee;
+use super::step::{StepContext, gradients};
 use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
 use crate::eval::{Films, evaluate};
@@ -40,13 +41,14 @@ pub struct Finished {
     pub total: usize,
 }
 
-/// The starting model and its tokenizer on `device`.
+/// The starting model and its tokenizer on `device`, the device's generator seeded first (what is
+/// initialised fresh, the tiny model or stage 1's probe on a bundle, is the same in every run).
 fn base(cfg: &TrainConfig, device: &Device) -> Result<(Idefics3, Idefics3Config, Tokens, Vec<u8>)> {
+    device.seed(cfg.data.seed);
     if cfg.base == "tiny" {
         let json = std::fs::read(TOKENIZER).map_err(|e| Error::io(TOKENIZER, e))?;
         let tokens = Tokens::from_bytes(&json)?;
         let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
-        device.seed(cfg.data.seed);
         return Ok((Idefics3::new(&config, device), config, tokens, json));
     }
     let b = Bundle::read_dir(Path::new(&cfg.base))?;
@@ -103,7 +105,11 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml())
         .map_err(|e| Error::io(out.join("config.toml"), e))?;
-    let device = crate::device::parse(&cfg.run.device)?.autodiff();
+    let devices: Vec<Device> = crate::device::parse_list(&cfg.run.device)?
+        .into_iter()
+        .map(|d| d.autodiff())
+        .collect();
+    let device = devices[0].clone();
     let (model, config, tokens, tokenizer_json) = prepare(cfg, &device)?;
     let total = model.num_params();
     let trainable = trainable_params(&model);
@@ -112,6 +118,13 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         "trainable parameters: {trainable} of {total} ({:.2}%)",
         100.0 * trainable as f64 / total as f64
     );
+    if devices.len() > 1 {
+        eprintln!(
+            "data parallel: each micro-batch split across {} devices ({})",
+            devices.len(),
+            cfg.run.device
+        );
+    }
     let o = &cfg.optim;
     let mut optim = o.adamw().init();
     let mut progress = Progress {
@@ -149,6 +162,12 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         o.batch,
         progress.step * o.accumulate,
     );
+    let cx = StepContext {
+        tokens: &tokens,
+        config: &config,
+        optim: o,
+        devices: &devices,
+    };
     let mut log = Log::open(&out, progress.step)?;
     let bar = ProgressBar::new(o.steps as u64).with_position(progress.step as u64);
     bar.set_style(
@@ -169,24 +188,9 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
             let examples = batches
                 .recv()
                 .map_err(|_| Error::Other("the data thread stopped".into()))??;
-            // One forward and backward per micro-batch. (Burn's autodiff graph is shared by the
-            // process, so backward passes cannot run in parallel threads.)
-            let tb = build(
-                &examples,
-                &tokens,
-                &config,
-                o.coord_sigma,
-                o.dense_offsets(),
-                &device,
-            )?;
-            let loss = model.loss(
-                &tb,
-                config.image_token_id,
-                o.dense_pos_weight,
-                o.dense_offset_weight,
-            );
-            loss_sum += loss.clone().into_scalar::<f32>();
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            let (loss, grads) = gradients(&model, &examples, &cx)?;
+            loss_sum += loss;
+            accumulator.accumulate(&model, grads);
         }
         model = optim.step(lr, model, accumulator.grads());
         progress.step += 1;
