@@ -391,4 +391,6 @@ fn data_parallel_steps_match_one_device() {
     c.run.device = "cpu,cpu".into();
     let err = run(&c, false).err().unwrap().to_string();
     assert!(err.contains("cannot be split across 2 devices"), "{err}");
+    // Refused before the first step: nothing was trained or saved.
+    assert!(!dir.path().join("one/log.csv").exists());
 }

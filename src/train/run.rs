@@ -119,6 +119,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         100.0 * trainable as f64 / total as f64
     );
     if devices.len() > 1 {
+        // Refused here, before any step, rather than at the first micro-batch.
+        super::step::shards(cfg.optim.batch, devices.len())?;
         eprintln!(
             "data parallel: each micro-batch split across {} devices ({})",
             devices.len(),

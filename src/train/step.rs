@@ -116,7 +116,7 @@ pub fn gradients(
 }
 
 /// `len` examples cut into `parts` contiguous shards as even as possible.
-fn shards(len: usize, parts: usize) -> Result<Vec<Range<usize>>> {
+pub fn shards(len: usize, parts: usize) -> Result<Vec<Range<usize>>> {
     if len < parts {
         return Err(Error::Other(format!(
             "a micro-batch of {len} examples cannot be split across {parts} devices: \
