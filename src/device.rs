@@ -47,8 +47,13 @@ pub fn parse(name: &str) -> Result<Device> {
 
 /// A comma-separated list of devices (`cuda:0,cuda:1`): data-parallel training's, the first of
 /// which holds the model.
-pub fn parse_list(names: &str) -> Result<Vec<Device>> {
-    names.split(',').map(|name| parse(name.trim())).collect()
+pub fn parse_list(list: &str) -> Result<Vec<Device>> {
+    names(list).map(parse).collect()
+}
+
+/// The names of a comma-separated device list.
+pub fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim)
 }
 
 #[cfg(test)]

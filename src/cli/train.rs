@@ -98,7 +98,9 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
         None,
         &finished.bundle,
         // The first of the training devices.
-        cfg.run.device.split(',').next().unwrap_or("cpu").trim(),
+        medground::device::names(&cfg.run.device)
+            .next()
+            .unwrap_or("cpu"),
         None,
         medground::eval::Films::Own,
     )

@@ -43,15 +43,18 @@ impl StepContext<'_> {
         )
     }
 
-    fn loss(&self, model: &Trainee, tb: &TrainBatch, shares: Shares) -> Tensor<1> {
+    /// The loss of `tb` under `model` (a number, for the log) and its gradients.
+    fn backward(&self, model: &Trainee, tb: &TrainBatch, shares: Shares) -> (f32, GradientsParams) {
         let o = self.optim;
-        model.loss(
+        let loss = model.loss(
             tb,
             self.config.image_token_id,
             o.dense_pos_weight,
             o.dense_offset_weight,
             shares,
-        )
+        );
+        let value = loss.clone().into_scalar::<f32>();
+        (value, GradientsParams::from_grads(loss.backward(), model))
     }
 }
 
@@ -63,9 +66,7 @@ pub fn gradients(
 ) -> Result<(f32, GradientsParams)> {
     let main = &cx.devices[0];
     if cx.devices.len() == 1 {
-        let loss = cx.loss(model, &cx.batch(examples, main)?, Shares::WHOLE);
-        let value = loss.clone().into_scalar::<f32>();
-        return Ok((value, GradientsParams::from_grads(loss.backward(), model)));
+        return Ok(cx.backward(model, &cx.batch(examples, main)?, Shares::WHOLE));
     }
     let batches = shards(examples.len(), cx.devices.len())?
         .into_iter()
@@ -93,9 +94,7 @@ pub fn gradients(
                     films: n as f32 / films,
                 };
                 scope.spawn(move || {
-                    let loss = cx.loss(&replica, &tb, shares);
-                    let value = loss.clone().into_scalar::<f32>();
-                    let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                    let (value, grads) = cx.backward(&replica, &tb, shares);
                     (value, grads.to_device(main, &replica))
                 })
             })
