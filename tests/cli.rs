@@ -371,3 +371,39 @@ fn eval_writes_the_table_and_one_prediction_per_phrase() {
     assert!((miou - iou_sum / n as f64).abs() < 1e-4);
     assert!(out.path().join("predictions.png").exists());
 }
+
+/// `init --from B --scale-factor 1`: the demo on a grid of 196 image tokens still answers
+/// well-formed boxes (the context grown to hold them); a scale the patch grid cannot take is a
+/// clear error.
+#[test]
+fn init_regrids_a_bundle_to_finer_image_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let regrid = |s: &str| {
+        medground(&[
+            "init",
+            "--from",
+            "assets/demo",
+            "--scale-factor",
+            s,
+            "--out",
+            out_dir,
+        ])
+    };
+    assert_fails_with(&regrid("3"), "scale_factor");
+    assert!(regrid("1").status.success());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["scale_factor"], 1);
+    assert_eq!(
+        config["text_config"]["max_position_embeddings"],
+        256 + 196 - 49
+    );
+    let a = answer(&ground(
+        &fixture("chest_rg1_expected.png"),
+        "cardiomegaly",
+        dir.path(),
+    ));
+    let text = a["text"].as_str().unwrap();
+    assert!(text.starts_with("{<") && text.ends_with(">}"), "{a}");
+}

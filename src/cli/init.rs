@@ -7,8 +7,8 @@ use clap::Args;
 use medground::data::phrases::tokenizer_corpus;
 use medground::model::{Idefics3, Idefics3Config};
 use medground::tokens::Tokens;
-use medground::weights::{Bundle, Dtype, safetensors};
-use medground::{Error, Result};
+use medground::weights::{Bundle, Dtype, bundle, safetensors};
+use medground::{Error, Grounder, Result};
 
 /// Vocabulary size of the tiny tokenizer (byte alphabet, merges and specials; grid tokens extra).
 pub const TINY_VOCAB: usize = 640;
@@ -25,6 +25,15 @@ pub struct InitArgs {
     seed: u64,
     #[arg(long, value_enum, default_value = "f16")]
     dtype: DtypeArg,
+    /// Start from this bundle's weights and tokenizer instead of random ones (with
+    /// `--scale-factor`: the same model on another grid of image tokens).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Pixel-shuffle scale: 2 gives 49 image tokens of 32 px, 1 gives 196 of 16 px. From a
+    /// bundle, the connector's projection is spread over the new blocks (`Connector::regrid`)
+    /// and the context grows by the added image tokens.
+    #[arg(long)]
+    scale_factor: Option<usize>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -60,19 +69,44 @@ pub fn tokenizer(out: &Path) -> Result<()> {
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
-    let tokenizer = read(&args.tokenizer)?;
-    let tokens = Tokens::from_bytes(&tokenizer)?;
-    let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
     let device = Device::flex();
     device.seed(args.seed);
-    let model = Idefics3::new(&config, &device);
+    let (tokenizer, config, mut model, what) = match &args.from {
+        Some(dir) => {
+            let bundle = Bundle::read_dir(dir)?;
+            let g = Grounder::from_bundle(&bundle, &device)?;
+            let what = format!("weights of {}", dir.display());
+            (
+                bundle.file(bundle::TOKENIZER).to_vec(),
+                g.config,
+                g.model,
+                what,
+            )
+        }
+        None => {
+            let tokenizer = read(&args.tokenizer)?;
+            let tokens = Tokens::from_bytes(&tokenizer)?;
+            let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
+            let model = Idefics3::new(&config, &device);
+            (tokenizer, config, model, "random weights".to_string())
+        }
+    };
+    let config = match args.scale_factor {
+        Some(s) => {
+            let c = config.regridded(s)?;
+            model.model.connector = model.model.connector.regrid(s);
+            c
+        }
+        None => config,
+    };
     let weights = safetensors::save(&model, args.dtype.into())?;
     let bundle = Bundle::new(config.to_json(), tokenizer, weights, args.dtype.into());
     bundle.write_dir(&args.out)?;
     eprintln!(
-        "wrote {} ({} parameters, random weights)",
+        "wrote {} ({} parameters, {what}, {} image tokens)",
         args.out.display(),
-        model.num_params()
+        model.num_params(),
+        config.image_seq_len()
     );
     Ok(())
 }

@@ -143,6 +143,17 @@ impl Idefics3Config {
         serde_json::to_string_pretty(self).expect("config serialises")
     }
 
+    /// The config at pixel-shuffle scale `s`, its context grown (or shrunk) by the change in
+    /// image tokens so that prompts keep the same room for text.
+    pub fn regridded(&self, s: usize) -> Result<Self> {
+        let mut c = self.clone();
+        c.scale_factor = s;
+        c.validate()?;
+        let grown = c.text_config.max_position_embeddings + c.image_seq_len();
+        c.text_config.max_position_embeddings = grown.saturating_sub(self.image_seq_len());
+        Ok(c)
+    }
+
     /// Rejects shapes the model cannot be built with, before any tensor is allocated.
     pub fn validate(&self) -> Result<()> {
         let v = &self.vision_config;
@@ -255,6 +266,17 @@ mod tests {
         let mut c = Idefics3Config::tiny(600, 900);
         c.image_token_id = 900;
         assert!(c.validate().is_err());
+        assert!(Idefics3Config::tiny(600, 5).regridded(3).is_err());
+    }
+
+    /// A finer image grid grows the context by the image tokens it adds.
+    #[test]
+    fn regridded_keeps_the_room_for_text() {
+        let c = Idefics3Config::tiny(600, 5);
+        let fine = c.regridded(1).unwrap();
+        assert_eq!(fine.image_seq_len(), 196);
+        assert_eq!(fine.text_config.max_position_embeddings, 256 + 196 - 49);
+        assert_eq!(fine.regridded(2).unwrap(), c);
     }
 
     #[test]

@@ -52,3 +52,71 @@ impl Connector {
             .forward(self.pixel_shuffle(features))
     }
 }
+
+impl Connector {
+    /// The same connector at pixel-shuffle scale `s`, for starting a finer (or coarser) grid of
+    /// image tokens from a trained model: each of the new projection's `s^2` per-patch blocks is
+    /// the mean of the old `scale^2` blocks times `scale^2 / s^2`, so a region of equal patch
+    /// features keeps its embedding.
+    pub fn regrid(self, s: usize) -> Self {
+        let old = self.scale_factor;
+        let w = self.modality_projection.proj.weight.val();
+        let [input, out] = w.dims();
+        let d = input / (old * old);
+        let block = w
+            .reshape([old * old, d, out])
+            .sum_dim(0)
+            .reshape([d, out])
+            .div_scalar((s * s) as f64);
+        let proj = Linear {
+            weight: burn::module::Param::from_tensor(block.repeat_dim(0, s * s)),
+            bias: None,
+        };
+        Self {
+            modality_projection: SimpleMlp { proj },
+            scale_factor: s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A film of equal patch features gives every new token the embedding the old ones had.
+    #[test]
+    fn regrid_keeps_the_embedding_of_uniform_patches() {
+        let device = Device::flex();
+        device.seed(3);
+        let c = Idefics3Config::tiny(100, 5);
+        let conn = Connector::new(&c, &device);
+        let d = c.vision_config.hidden_size;
+        let seq = c.vision_config.patches_per_side().pow(2);
+        let f = Tensor::<1>::random([d], burn::tensor::Distribution::Default, &device);
+        let x = f.clone().reshape([1, 1, d]).repeat_dim(1, seq);
+        let before = conn.forward(x.clone());
+        let fine = conn.regrid(1);
+        let after = fine.forward(x);
+        assert_eq!(after.dims(), [1, seq, c.text_config.hidden_size]);
+        let want = before
+            .slice([0..1, 0..1])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let got = after
+            .slice([0..1, seq - 1..seq])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        let coarse = fine.regrid(2);
+        assert_eq!(
+            coarse
+                .forward(f.reshape([1, 1, d]).repeat_dim(1, seq))
+                .dims()[1],
+            seq / 4
+        );
+    }
+}
