@@ -27,7 +27,7 @@ pub struct InitArgs {
     dtype: DtypeArg,
     /// Start from this bundle's weights and tokenizer instead of random ones (with
     /// `--scale-factor`: the same model on another grid of image tokens).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tokenizer")]
     from: Option<PathBuf>,
     /// Pixel-shuffle scale: 2 gives 49 image tokens of 32 px, 1 gives 196 of 16 px. From a
     /// bundle, the connector's projection is spread over the new blocks (`Connector::regrid`)
