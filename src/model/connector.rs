@@ -51,13 +51,11 @@ impl Connector {
             .proj
             .forward(self.pixel_shuffle(features))
     }
-}
 
-impl Connector {
     /// The same connector at pixel-shuffle scale `s`, for starting a finer (or coarser) grid of
     /// image tokens from a trained model: each of the new projection's `s^2` per-patch blocks is
-    /// the mean of the old `scale^2` blocks times `scale^2 / s^2`, so a region of equal patch
-    /// features keeps its embedding.
+    /// the sum of the old per-patch blocks divided by `s^2`, so a region of equal patch features
+    /// keeps its embedding.
     pub fn regrid(self, s: usize) -> Self {
         let old = self.scale_factor;
         let w = self.modality_projection.proj.weight.val();
