@@ -188,7 +188,7 @@ fn tokens() -> medground::tokens::Tokens {
         .unwrap()
 }
 
-fn train_cli(config: &Path, resume: bool) -> Command {
+fn train_cli(config: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medground"));
     c.args([
         "train",
@@ -197,9 +197,6 @@ fn train_cli(config: &Path, resume: bool) -> Command {
         "--eval",
         "synth:2:test",
     ]);
-    if resume {
-        c.arg("--resume");
-    }
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -232,15 +229,13 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
         .unwrap();
     }
     assert!(
-        train_cli(&dir.path().join("a.toml"), false)
+        train_cli(&dir.path().join("a.toml"))
             .status()
             .unwrap()
             .success()
     );
 
-    let mut child = train_cli(&dir.path().join("b.toml"), false)
-        .spawn()
-        .unwrap();
+    let mut child = train_cli(&dir.path().join("b.toml")).spawn().unwrap();
     let start = Instant::now();
     while checkpoint_step(&b) < 10 {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
@@ -255,18 +250,28 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     );
     // Without --resume the run refuses to overwrite the checkpoint.
     assert_eq!(
-        train_cli(&dir.path().join("b.toml"), false)
+        train_cli(&dir.path().join("b.toml"))
             .status()
             .unwrap()
             .code(),
         Some(2)
     );
-    assert!(
-        train_cli(&dir.path().join("b.toml"), true)
-            .status()
-            .unwrap()
-            .success()
-    );
+    // --resume continues under the config the run saved: another base is refused, as it is.
+    let resume = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medground"));
+        c.args(["train", "--resume", "--eval", "synth:2:test", "--out"])
+            .arg(&b)
+            .args(extra)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        c.output().unwrap()
+    };
+    let saved = std::fs::read(b.join("config.toml")).unwrap();
+    let refused = resume(&["--base", "assets/demo"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(said.contains("as it was started"), "{said}");
+    assert_eq!(std::fs::read(b.join("config.toml")).unwrap(), saved);
+    assert!(resume(&[]).status.success());
 
     let (la, lb) = (losses(&a), losses(&b));
     assert_eq!(la.len(), 40);

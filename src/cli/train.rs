@@ -1,6 +1,6 @@
 //! `train`: a stage from a TOML config or a preset, printed at start; ends with an eval table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use medground::train::{TrainConfig, run::run};
@@ -11,10 +11,12 @@ pub struct TrainArgs {
     /// TOML config (see `configs/`); without it, --preset.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// stage1 (alignment of the tiny base), stage2 (PFMVG with LoRA), paper (stage 2, r 64, alpha 16).
-    #[arg(long, default_value = "stage2")]
-    preset: String,
-    /// Continue the run in --out from its last checkpoint.
+    /// stage1 (alignment of the tiny base), stage2 (PFMVG with LoRA), paper (stage 2, r 64,
+    /// alpha 16); default stage2.
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// Continue the run in --out from its last checkpoint, under the config it saved there
+    /// (--steps, --device and the --dense-*-weight may change it; other changes are refused).
     #[arg(long)]
     resume: bool,
     #[arg(long)]
@@ -48,14 +50,29 @@ pub struct TrainArgs {
     eval: String,
 }
 
+fn read_config(path: &Path) -> Result<TrainConfig> {
+    TrainConfig::from_toml(&std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?)
+}
+
 pub fn run_cmd(args: TrainArgs) -> Result<()> {
-    let mut cfg = match &args.config {
-        Some(path) => {
-            TrainConfig::from_toml(&std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?)?
-        }
-        None => TrainConfig::preset(&args.preset)?,
+    let asked = match (&args.config, &args.preset) {
+        (Some(path), _) => Some(read_config(path)?),
+        (None, Some(name)) => Some(TrainConfig::preset(name)?),
+        (None, None) => None,
     };
-    if let Some(out) = args.out {
+    let mut cfg = asked.clone().unwrap_or(TrainConfig::preset("stage2")?);
+    if let Some(out) = &args.out {
+        cfg.run.out = out.clone();
+    }
+    // On --resume the run's own config is the starting point; flags then change it.
+    let saved = Path::new(&cfg.run.out).join("config.toml");
+    let saved = match args.resume && saved.is_file() {
+        true => Some(read_config(&saved)?),
+        false => None,
+    };
+    if let (Some(saved), None) = (&saved, &asked) {
+        let out = std::mem::take(&mut cfg.run.out);
+        cfg = saved.clone();
         cfg.run.out = out;
     }
     if let Some(steps) = args.steps {
@@ -80,6 +97,9 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     cfg.data.focus()?;
     if let Some(device) = args.device {
         cfg.run.device = device;
+    }
+    if let Some(saved) = &saved {
+        saved.resumable_as(&cfg)?;
     }
     if args.print_config {
         print!("{}", cfg.to_toml());

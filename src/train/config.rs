@@ -243,6 +243,37 @@ impl TrainConfig {
         }
     }
 
+    /// The config a run saved beside its checkpoint, as `--resume` may continue it under `asked`:
+    /// longer or shorter (steps, and the warmup cut to fit), on other devices, from a moved
+    /// folder, or with stage 1's dense-probe weights changed (the offsets head may join late).
+    /// Anything else would silently make it another run, so it is refused, naming what differs.
+    pub fn resumable_as(&self, asked: &Self) -> Result<()> {
+        let mut same = asked.clone();
+        same.optim.steps = self.optim.steps;
+        same.optim.warmup_steps = self.optim.warmup_steps;
+        same.optim.dense_offset_weight = self.optim.dense_offset_weight;
+        same.optim.dense_pos_weight = self.optim.dense_pos_weight;
+        same.run.device = self.run.device.clone();
+        same.run.out = self.run.out.clone();
+        if same == *self {
+            return Ok(());
+        }
+        let (was, now) = (self.to_toml(), same.to_toml());
+        let lines = |a: &str, b: &str| -> Vec<String> {
+            let b: Vec<&str> = b.lines().collect();
+            a.lines()
+                .filter(|l| !b.contains(l))
+                .map(str::to_owned)
+                .collect()
+        };
+        Err(Error::Config(format!(
+            "--resume continues the run as it was started ({}); asked for {}: only steps, \
+             device and the dense_*_weight may change (or start another --out)",
+            lines(&was, &now).join(", "),
+            lines(&now, &was).join(", ")
+        )))
+    }
+
     /// Learning rate at `step` (0-based): linear warmup, then cosine decay to 5% of the peak.
     pub fn lr_at(&self, step: usize) -> f64 {
         let o = &self.optim;
@@ -292,6 +323,27 @@ mod tests {
             preset.run.out = file.run.out.clone();
             assert_eq!(file, preset, "{path}");
         }
+    }
+
+    #[test]
+    fn resume_may_lengthen_a_run_but_not_change_it() {
+        let saved = TrainConfig::preset("stage2").unwrap();
+        let mut asked = saved.clone();
+        asked.optim.steps *= 2;
+        asked.run.device = "cuda:1".into();
+        asked.run.out = "moved".into();
+        asked.optim.dense_offset_weight = 1.0;
+        asked.optim.dense_pos_weight = 5.0;
+        saved.resumable_as(&asked).unwrap();
+        asked.base = "other/bundle".into();
+        asked.lora.rank = 3;
+        let e = saved.resumable_as(&asked).unwrap_err().to_string();
+        assert!(
+            e.contains("other/bundle") && e.contains("assets/base"),
+            "{e}"
+        );
+        assert!(e.contains("rank = 3") && e.contains("rank = 16"), "{e}");
+        assert!(!e.contains("steps = 2000") && !e.contains("cuda"), "{e}");
     }
 
     #[test]
