@@ -372,7 +372,7 @@ fn eval_writes_the_table_and_one_prediction_per_phrase() {
     assert!(out.path().join("predictions.png").exists());
 }
 
-/// `init --from B --scale-factor 1`: the demo on a grid of 196 image tokens still answers
+/// `init --from B --scale-factor 1`: the base on a grid of 196 image tokens still answers
 /// well-formed boxes (the context grown to hold them); a scale the patch grid cannot take is a
 /// clear error.
 #[test]
@@ -383,7 +383,7 @@ fn init_regrids_a_bundle_to_finer_image_tokens() {
         medground(&[
             "init",
             "--from",
-            "assets/demo",
+            "assets/base",
             "--scale-factor",
             s,
             "--out",

@@ -1,7 +1,8 @@
 //! The shipped demo model grounds from the film, not from the phrase alone: most answers change
 //! with the film, and the same phrase asked of another film lands further from the truth. (The
 //! models shipped before the fix of AdamW's epsilon and stage 1's dense probe changed 2 answers of
-//! these 24 and scored the same on either film; the current demo: 0.61 against 0.51 mean IoU.)
+//! these 24 and scored the same on either film; `cargo test --release --test demo -- --nocapture`
+//! prints the current demo's figures.)
 
 use burn::prelude::*;
 use medground::Grounder;
@@ -29,6 +30,9 @@ fn the_demo_model_answers_from_the_film() {
         other += b(&there).iou(&f.box_px) / n as f32;
         moved += usize::from(here.box_norm != there.box_norm);
     }
+    eprintln!(
+        "{moved} of {n} answers moved; mean IoU {own:.3} on the right film, {other:.3} on another"
+    );
     assert!(
         moved * 4 >= n * 3,
         "only {moved} of {n} answers changed with the film"
