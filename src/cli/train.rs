@@ -60,15 +60,19 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
         (None, Some(name)) => Some(TrainConfig::preset(name)?),
         (None, None) => None,
     };
-    let mut cfg = asked.clone().unwrap_or(TrainConfig::preset("stage2")?);
+    let mut cfg = match &asked {
+        Some(c) => c.clone(),
+        None => TrainConfig::preset("stage2")?,
+    };
     if let Some(out) = &args.out {
         cfg.run.out = out.clone();
     }
     // On --resume the run's own config is the starting point; flags then change it.
     let saved = Path::new(&cfg.run.out).join("config.toml");
-    let saved = match args.resume && saved.is_file() {
-        true => Some(read_config(&saved)?),
-        false => None,
+    let saved = if args.resume && saved.is_file() {
+        Some(read_config(&saved)?)
+    } else {
+        None
     };
     if let (Some(saved), None) = (&saved, &asked) {
         let out = std::mem::take(&mut cfg.run.out);
