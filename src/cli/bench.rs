@@ -74,6 +74,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let source = Source::Synth {
         synth: Synth::new(0, Split::Train, config.vision_config.image_size),
         stage: 2,
+        anatomy: 0.0,
     };
     let examples = (0..a.batch as u64)
         .map(|i| source.example(i, 0))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use medground::data::preview::{COLORS, Tile, sheet};
-use medground::data::record::{JsonlRow, Record};
+use medground::data::record::{ImageSource, JsonlRow, Record};
 use medground::data::stats::Stats;
 use medground::data::synth::{Split, Synth};
 use medground::data::{open, phrases::CATEGORIES};
@@ -43,6 +43,10 @@ pub enum DataCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 32)]
         n: usize,
+        /// Another dataset (e.g. the real film's boxes, tests/fixtures/chest_rg1_boxes.jsonl)
+        /// whose first film, with all its boxes, leads the sheet for comparison.
+        #[arg(long)]
+        beside: Option<String>,
     },
 }
 
@@ -109,14 +113,19 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             }
             Ok(())
         }
-        DataCommand::Preview { set, out, n } => {
+        DataCommand::Preview {
+            set,
+            out,
+            n,
+            beside,
+        } => {
             let records = set.records(224)?;
             let take: Vec<&Record> = records.iter().take(n).collect();
             let pictures = take
                 .iter()
                 .map(|r| r.picture())
                 .collect::<Result<Vec<_>>>()?;
-            let tiles: Vec<Tile> = take
+            let mut tiles: Vec<Tile> = take
                 .iter()
                 .zip(&pictures)
                 .map(|(r, p)| Tile {
@@ -124,6 +133,26 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     boxes: vec![(r.box_px, COLORS[0], r.phrase.clone())],
                 })
                 .collect();
+            let beside = match beside {
+                Some(d) => DatasetArgs {
+                    dataset: d,
+                    images: None,
+                    strict: set.strict,
+                }
+                .records(224)?,
+                None => Vec::new(),
+            };
+            let lead = beside.first().map(|r| r.picture()).transpose()?;
+            if let Some(picture) = &lead {
+                let first = &beside[0];
+                let boxes = beside
+                    .iter()
+                    .filter(|r| same_file(&r.image, &first.image))
+                    .enumerate()
+                    .map(|(k, r)| (r.box_px, COLORS[k % COLORS.len()], String::new()))
+                    .collect();
+                tiles.insert(0, Tile { picture, boxes });
+            }
             save(&sheet(&tiles, 8, 224), &out)
         }
     }
@@ -193,4 +222,8 @@ fn synth(n: usize, out: &Path, split: Split, name: &str, seed: u64, size: usize)
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn same_file(a: &ImageSource, b: &ImageSource) -> bool {
+    matches!((a, b), (ImageSource::File(a), ImageSource::File(b)) if a == b)
 }

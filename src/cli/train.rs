@@ -38,6 +38,10 @@ pub struct TrainArgs {
     /// ... in this share of the synthetic films ([data] focus_share, 0-1, default 0.5).
     #[arg(long)]
     focus_share: Option<f64>,
+    /// Stage 2: ask an anatomy phrase instead of a finding in this share of the examples
+    /// ([data] anatomy_share, 0-1; default 0), so that the demo keeps the base's anatomy.
+    #[arg(long)]
+    anatomy_share: Option<f64>,
     /// cpu, wgpu, vulkan or cuda[:N]; several, comma-separated (`--devices cuda:0,cuda:1`),
     /// train data parallel: each micro-batch split across them.
     #[arg(long, visible_alias = "devices")]
@@ -98,7 +102,11 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
     if let Some(share) = args.focus_share {
         cfg.data.focus_share = Some(share);
     }
+    if let Some(share) = args.anatomy_share {
+        cfg.data.anatomy_share = Some(share);
+    }
     cfg.data.focus()?;
+    cfg.data.anatomy_share()?;
     if let Some(device) = args.device {
         cfg.run.device = device;
     }

@@ -38,6 +38,8 @@ pub enum Source {
     Synth {
         synth: Synth,
         stage: u8,
+        /// Stage 2: the share of examples that ask an anatomy phrase instead of a finding.
+        anatomy: f64,
     },
     Records(Vec<Record>),
 }
@@ -58,7 +60,11 @@ impl Source {
         let mut r = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E3779B97F4A7C15));
         let template = r.random_range(0..TEMPLATES.len());
         match self {
-            Source::Synth { synth, stage } => {
+            Source::Synth {
+                synth,
+                stage,
+                anatomy,
+            } => {
                 let s = synth.sample(index);
                 // Stage 1's dense probe targets; stage 2 asks for one finding's box only.
                 let boxes = if *stage >= 2 {
@@ -68,6 +74,13 @@ impl Source {
                 };
                 let picture = Arc::new(s.picture);
                 let findings = &s.findings;
+                // (No draw when the share is 0: the stream of runs before it.)
+                let ask_anatomy =
+                    *anatomy > 0.0 && !s.anatomy.is_empty() && r.random_bool(*anatomy);
+                if *stage >= 2 && ask_anatomy {
+                    let (name, b) = s.anatomy[r.random_range(0..s.anatomy.len())];
+                    return refer(picture, name, &b, template);
+                }
                 if *stage >= 2 && !findings.is_empty() {
                     let f = &findings[r.random_range(0..findings.len())];
                     return refer(picture, &f.phrase, &f.box_px, template);
@@ -276,5 +289,32 @@ mod tests {
         assert!((at(49) - at(51)).abs() < 1e-6, "symmetric");
         // At the grid's edge the mass stays on the grid: <0> gets more than <50> did.
         assert!(row(2)[first as usize] > at(50));
+    }
+
+    /// Stage 2's anatomy share: the share of examples that ask an anatomy phrase, with the
+    /// anatomy's exact box as the answer; at 0 the stream is the findings-only one.
+    #[test]
+    fn anatomy_share_mixes_stage_one_questions_into_stage_two() {
+        let synth = Synth::new(2, crate::data::synth::Split::Train, 96);
+        let source = |anatomy| Source::Synth {
+            synth,
+            stage: 2,
+            anatomy,
+        };
+        let asked = |src: &Source| {
+            (0..60u64)
+                .filter(|&i| {
+                    let e = src.example(i, 3).unwrap();
+                    synth.sample(i).anatomy.iter().any(|(name, b)| {
+                        let asks = e.prompt.instruction();
+                        (asks.ends_with(name) || asks.contains(&format!("{name} ")))
+                            && e.answer == GridBox::from_pixels(b, 96, 96).to_text()
+                    })
+                })
+                .count()
+        };
+        assert_eq!(asked(&source(0.0)), 0);
+        let n = asked(&source(0.4));
+        assert!((12..=36).contains(&n), "{n} of 60 anatomy questions at 0.4");
     }
 }

@@ -92,9 +92,22 @@ pub struct DataConfig {
     pub focus: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub focus_share: Option<f64>,
+    /// Stage 2 on synthetic films: this share of the examples asks an anatomy phrase (stage 1's
+    /// questions, "the right lung") instead of a finding, so that stage 2 keeps the anatomy the
+    /// base knew. None or 0: findings only (the stream of runs before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anatomy_share: Option<f64>,
 }
 
 impl DataConfig {
+    /// Stage 2's anatomy share, checked (0 when unset).
+    pub fn anatomy_share(&self) -> Result<f64> {
+        match self.anatomy_share.unwrap_or(0.0) {
+            s if (0.0..=1.0).contains(&s) => Ok(s),
+            s => Err(Error::Config(format!("anatomy_share {s} is not in 0..=1"))),
+        }
+    }
+
     /// The focus as (category index, share), checked.
     pub fn focus(&self) -> Result<Option<(usize, f64)>> {
         let Some(name) = &self.focus else {
@@ -199,6 +212,7 @@ impl TrainConfig {
                 seed: 0,
                 focus: None,
                 focus_share: None,
+                anatomy_share: None,
             },
             run: RunConfig {
                 out: "runs/stage1".into(),

@@ -47,6 +47,7 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
     let source = Source::Synth {
         synth: Synth::new(0, Split::Test, size),
         stage: 1,
+        anatomy: 0.0,
     };
     let device = Device::flex();
     // Per category: (n, peak in box, IoU sum), and the centre errors.

@@ -144,6 +144,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 .with_wide_geometry(cfg.stage == 1)
                 .with_focus(cfg.data.focus()?),
             stage: cfg.stage,
+            anatomy: cfg.data.anatomy_share()?,
         },
         spec => {
             let images = cfg.data.images.as_deref().map(Path::new);

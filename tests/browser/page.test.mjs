@@ -1,11 +1,13 @@
 // The page in headless Debian chromium: WebGPU (SwiftShader on a CPU-only machine) and the CPU
 // fallback give the native CLI's box; a non-image file shows the error; no request leaves the
-// page's origin. Needs: DIST (the trunk build), NATIVE (native answer JSON), CHROMIUM, SHOTS.
+// page's origin. Needs: DIST (the trunk build) or ORIGIN (a page already served, e.g. by
+// tools/demo.sh: .ci/run checks the README's demo command this way), NATIVE (native answer
+// JSON), CHROMIUM, SHOTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
-import { serve } from './serve.mjs';
+import { serve } from '../../tools/serve.mjs';
 
 const DIST = process.env.DIST;
 const native = JSON.parse(await readFile(process.env.NATIVE, 'utf8'));
@@ -14,11 +16,12 @@ let server;
 let origin;
 
 before(async () => {
-  ({ server, origin } = await serve(DIST));
+  if (process.env.ORIGIN) origin = process.env.ORIGIN.replace(/\/$/, '');
+  else ({ server, origin } = await serve(DIST));
   await mkdir(SHOTS, { recursive: true });
 });
 
-after(() => server.close());
+after(() => server?.close());
 
 function iou(a, b) {
   const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));

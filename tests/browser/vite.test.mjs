@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
-import { serve } from './serve.mjs';
+import { serve } from '../../tools/serve.mjs';
 
 const DIST = process.env.VITE_DIST;
 const native = JSON.parse(await readFile(process.env.NATIVE, 'utf8'));

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { serve } from '../../tests/browser/serve.mjs';
+import { serve } from '../serve.mjs';
 
 const require = createRequire(new URL('../../tests/browser/package.json', import.meta.url));
 const { chromium } = require('playwright-core');

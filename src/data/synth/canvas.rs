@@ -68,28 +68,50 @@ pub fn bounds_where(w: usize, n: usize, keep: impl Fn(usize) -> bool) -> Option<
     b
 }
 
+/// Bilinear sample of `v` (`w` wide) at `(sx, sy)`, which must lie inside `[0, w-1) x [0, h-1)`.
+fn bilinear(v: &[f32], w: usize, sx: f32, sy: f32) -> f32 {
+    let (ix, iy) = (sx as usize, sy as usize);
+    let (ax, ay) = (sx - ix as f32, sy - iy as f32);
+    let at = |dx: usize, dy: usize| v[(iy + dy) * w + ix + dx];
+    let top = at(0, 0) * (1.0 - ax) + at(1, 0) * ax;
+    let bottom = at(0, 1) * (1.0 - ax) + at(1, 1) * ax;
+    top * (1.0 - ay) + bottom * ay
+}
+
 impl Canvas {
-    /// Resamples `p` through the affine map `m` (output pixel centre -> phantom pixel):
-    /// `sx = m[0] x + m[1] y + m[2]`, `sy = m[3] x + m[4] y + m[5]`.
-    pub fn warp(p: &Phantom, size: usize, m: [f32; 6]) -> Self {
+    /// Resamples `p` into a `size` x `size` film: `map` takes an output pixel centre to phantom
+    /// pixel coordinates (pixel centres at +0.5); where that falls outside the CT's field of view,
+    /// `beyond(sx, sy, edge)` gives the line integral from the phantom's smoothed value `edge`
+    /// at the nearest point inside (the body the CT did not image, or air), with no anatomy bits. The
+    /// bones' part of the integral is scaled by `bone_gain` (1: as the CT has it).
+    pub fn warp(
+        p: &Phantom,
+        size: usize,
+        map: impl Fn(f32, f32) -> (f32, f32),
+        beyond: impl Fn(f32, f32, f32) -> f32,
+        bone_gain: [f32; 3],
+    ) -> Self {
         let n = size * size;
         let (mut integral, mut labels) = (vec![0.0f32; n], vec![0u16; n]);
+        let (xmax, ymax) = ((p.width - 1) as f32, (p.height - 1) as f32);
         for y in 0..size {
             for x in 0..size {
-                let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
-                let sx = m[0] * fx + m[1] * fy + m[2] - 0.5;
-                let sy = m[3] * fx + m[4] * fy + m[5] - 0.5;
-                if sx < 0.0 || sy < 0.0 || sx >= (p.width - 1) as f32 || sy >= (p.height - 1) as f32
-                {
+                let (sx, sy) = map(x as f32 + 0.5, y as f32 + 0.5);
+                let (sx, sy) = (sx - 0.5, sy - 0.5);
+                let o = y * size + x;
+                if !(sx >= 0.0 && sy >= 0.0 && sx < xmax && sy < ymax) {
+                    let (cx, cy) = (sx.clamp(0.0, xmax - 1e-3), sy.clamp(0.0, ymax - 1e-3));
+                    let edge = bilinear(&p.smooth, p.width, cx, cy);
+                    integral[o] = beyond(sx, sy, edge);
                     continue;
                 }
-                let (ix, iy) = (sx as usize, sy as usize);
-                let (ax, ay) = (sx - ix as f32, sy - iy as f32);
-                let at = |dx: usize, dy: usize| p.integral[(iy + dy) * p.width + ix + dx];
-                let top = at(0, 0) * (1.0 - ax) + at(1, 0) * ax;
-                let bottom = at(0, 1) * (1.0 - ax) + at(1, 1) * ax;
-                let o = y * size + x;
-                integral[o] = top * (1.0 - ay) + bottom * ay;
+                let mut v = bilinear(&p.integral, p.width, sx, sy);
+                for (b, g) in p.bones.iter().zip(bone_gain) {
+                    if g != 1.0 {
+                        v += (g - 1.0) * bilinear(b, p.width, sx, sy);
+                    }
+                }
+                integral[o] = v;
                 labels[o] = p.labels[(sy.round() as usize) * p.width + sx.round() as usize];
             }
         }
@@ -99,6 +121,13 @@ impl Canvas {
             integral,
             labels,
         }
+    }
+
+    /// `warp` through the affine map `m`: `sx = m[0] x + m[1] y + m[2]`, `sy = m[3] x + m[4] y +
+    /// m[5]`, with air beyond the CT and the bones as the CT has them.
+    pub fn warp_affine(p: &Phantom, size: usize, m: [f32; 6]) -> Self {
+        let map = |x: f32, y: f32| (m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]);
+        Self::warp(p, size, map, |_, _, _| 0.0, [1.0; 3])
     }
 
     pub fn has(&self, i: usize, bits: u16) -> bool {
@@ -139,6 +168,35 @@ impl Canvas {
     }
 }
 
+/// `map` (output pixel -> phantom point) on a `size` x `size` film, evaluated on a grid every
+/// `step` pixels and interpolated bilinearly between: for smooth maps, the same points at a
+/// fraction of the cost.
+pub fn gridded(
+    size: usize,
+    step: usize,
+    map: impl Fn(f32, f32) -> (f32, f32),
+) -> impl Fn(f32, f32) -> (f32, f32) {
+    let n = size / step + 2;
+    let mut grid = Vec::with_capacity(n * n);
+    for j in 0..n {
+        for i in 0..n {
+            grid.push(map((i * step) as f32, (j * step) as f32));
+        }
+    }
+    move |x: f32, y: f32| {
+        let (gx, gy) = (
+            (x / step as f32).clamp(0.0, (n - 1) as f32 - 1e-3),
+            (y / step as f32).clamp(0.0, (n - 1) as f32 - 1e-3),
+        );
+        let (i, j) = (gx as usize, gy as usize);
+        let (ax, ay) = (gx - i as f32, gy - j as f32);
+        let at = |di: usize, dj: usize| grid[(j + dj) * n + i + di];
+        let mix =
+            |p: (f32, f32), q: (f32, f32), t: f32| (p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t);
+        mix(mix(at(0, 0), at(1, 0), ax), mix(at(0, 1), at(1, 1), ax), ay)
+    }
+}
+
 /// Gaussian-shaped elliptic blob value at `(x, y)`.
 pub fn blob(x: f32, y: f32, cx: f32, cy: f32, rx: f32, ry: f32, angle: f32) -> f32 {
     let (s, c) = angle.sin_cos();
@@ -154,6 +212,7 @@ pub fn smoothstep(t: f32) -> f32 {
 }
 
 /// Cheap smooth noise in [0, 1]: a few random plane waves.
+#[derive(Debug, Clone)]
 pub struct Waves(Vec<(f32, f32, f32)>);
 
 impl Waves {

@@ -44,21 +44,34 @@ pub fn apply_sharp(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
     (b.width() >= 3.0 && b.height() >= 3.0).then_some(b)
 }
 
-/// Separable box blur of radius `r`.
+/// Separable box blur of radius `r` (the window shrinks at the borders), by running sums over
+/// whole rows: the cost does not grow with `r`, and every pass reads memory in order.
 pub fn soften(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     let mut tmp = vec![0.0; v.len()];
+    let mut pre = vec![0.0f32; w + 1];
     for y in 0..h {
         let row = &v[y * w..(y + 1) * w];
         for x in 0..w {
+            pre[x + 1] = pre[x] + row[x];
+        }
+        for x in 0..w {
             let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
-            tmp[y * w + x] = row[a..=b].iter().sum::<f32>() / (b - a + 1) as f32;
+            tmp[y * w + x] = (pre[b + 1] - pre[a]) / (b - a + 1) as f32;
+        }
+    }
+    // Prefix sums of whole rows, then each output row is a difference of two of them.
+    let mut rows = vec![0.0f32; (h + 1) * w];
+    for y in 0..h {
+        for x in 0..w {
+            rows[(y + 1) * w + x] = rows[y * w + x] + tmp[y * w + x];
         }
     }
     let mut out = vec![0.0; v.len()];
-    for x in 0..w {
-        for y in 0..h {
-            let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
-            out[y * w + x] = (a..=b).map(|yy| tmp[yy * w + x]).sum::<f32>() / (b - a + 1) as f32;
+    for y in 0..h {
+        let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
+        let n = (b - a + 1) as f32;
+        for x in 0..w {
+            out[y * w + x] = (rows[(b + 1) * w + x] - rows[a * w + x]) / n;
         }
     }
     out

@@ -303,7 +303,7 @@ mod tests {
                     p.height as f32 * 0.8 / 160.0,
                     p.height as f32 * 0.03,
                 ];
-                let mut c = Canvas::warp(p, 160, m);
+                let mut c = Canvas::warp_affine(p, 160, m);
                 let before = c.integral.clone();
                 let mut r = ChaCha8Rng::seed_from_u64(seed);
                 let mut f = choose_finding(category, &mut r);
@@ -338,9 +338,11 @@ mod tests {
         let mut seen = 0;
         for i in 0..200 {
             let sample = s.sample(i);
+            let lung = |n: &str| sample.anatomy.iter().find(|(a, _)| *a == n).unwrap().1;
+            let chest = lung("the left lung").x2 - lung("the right lung").x1;
             for f in sample.findings.iter().filter(|f| f.category == 1) {
-                // Cardiothoracic ratio: box width over the width of the lungs (about 0.8 of the film).
-                let ctr = (f.box_px.x2 - f.box_px.x1) / (0.8 * 224.0);
+                // Cardiothoracic ratio: box width over the width of the lungs.
+                let ctr = (f.box_px.x2 - f.box_px.x1) / chest;
                 assert!(ctr > 0.45, "ctr {ctr}");
                 seen += 1;
             }

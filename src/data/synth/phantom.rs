@@ -1,11 +1,13 @@
 //! The phantom films rendered by `tools/assets/render_phantoms.py` from a real chest CT: per pose,
-//! the line integral of attenuation and a bit mask of projected anatomy. Embedded in the binary,
-//! decoded once.
+//! the line integral of attenuation, the part of it that crosses bone (ribs, clavicles and
+//! scapulae, spine) and a bit mask of projected anatomy. Embedded in the binary, decoded once.
 
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use super::canvas::{Bounds, bounds_where};
+use super::compose::soften;
 use crate::error::{Error, Result};
 
 /// Anatomy bits of the label maps, in the order of `phantoms.json`'s `label_bits`.
@@ -54,18 +56,32 @@ pub enum Split {
     Test,
 }
 
-/// One pose: line integral (attenuation, mm * 1/mm) and anatomy bits, `width x height`.
+/// Bone channels of `Phantom::bones`, in the order of `phantoms.json`'s `bone_channels`.
+pub const BONE_CHANNELS: [&str; 3] = ["ribs", "clavicles+scapulae", "spine"];
+
+/// One pose: line integral (attenuation, mm * 1/mm), its bone part per channel and anatomy
+/// bits, `width x height`.
 pub struct Phantom {
     pub width: usize,
     pub height: usize,
     pub integral: Vec<f32>,
+    /// The part of `integral` that runs through each of `BONE_CHANNELS`' structures.
+    pub bones: [Vec<f32>; 3],
+    /// `integral` blurred (radius 6 px, twice): what the body beyond the CT's field of view
+    /// continues from, without streaks of the edge's detail.
+    pub smooth: Vec<f32>,
     pub labels: Vec<u16>,
     pub split: Split,
+    /// Bounds of both lungs and of the heart: the landmarks framing and deformation use.
+    pub lungs: Bounds,
+    pub heart: Bounds,
 }
 
 #[derive(Deserialize)]
 struct Meta {
     integral_scale: f32,
+    bones_scale: f32,
+    bone_channels: Vec<String>,
     label_bits: Vec<String>,
     poses: Vec<PoseMeta>,
 }
@@ -80,11 +96,12 @@ macro_rules! pose_files {
         [$((
             include_bytes!(concat!("../../../assets/phantoms/pose_", $n, ".png")).as_slice(),
             include_bytes!(concat!("../../../assets/phantoms/pose_", $n, "_labels.png")).as_slice(),
+            include_bytes!(concat!("../../../assets/phantoms/pose_", $n, "_bones.png")).as_slice(),
         )),*]
     };
 }
 
-static FILES: [(&[u8], &[u8]); 16] = pose_files!(
+static FILES: [(&[u8], &[u8], &[u8]); 16] = pose_files!(
     "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15"
 );
 static META: &str = include_str!("../../../assets/phantoms/phantoms.json");
@@ -96,10 +113,24 @@ fn decode16(bytes: &[u8]) -> Result<(usize, usize, Vec<u16>)> {
     Ok((img.width() as usize, img.height() as usize, img.into_raw()))
 }
 
+/// A 16-bit RGB PNG as its three planes.
+fn decode16_rgb(bytes: &[u8]) -> Result<(usize, usize, [Vec<u16>; 3])> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::Other(format!("phantom bones: {e}")))?
+        .into_rgb16();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.into_raw();
+    let plane = |c: usize| raw.iter().skip(c).step_by(3).copied().collect::<Vec<u16>>();
+    Ok((w, h, [plane(0), plane(1), plane(2)]))
+}
+
 fn load() -> Result<Vec<Phantom>> {
     let meta: Meta =
         serde_json::from_str(META).map_err(|e| Error::Other(format!("phantoms.json: {e}")))?;
-    if meta.label_bits != NAMES || meta.poses.len() != FILES.len() {
+    if meta.label_bits != NAMES
+        || meta.bone_channels != BONE_CHANNELS
+        || meta.poses.len() != FILES.len()
+    {
         return Err(Error::Other(
             "phantoms.json does not match this build".into(),
         ));
@@ -107,17 +138,28 @@ fn load() -> Result<Vec<Phantom>> {
     FILES
         .iter()
         .zip(&meta.poses)
-        .map(|((img, lab), pose)| {
+        .map(|((img, lab, bone), pose)| {
             let (width, height, raw) = decode16(img)?;
             let (_, _, labels) = decode16(lab)?;
-            let integral = raw
-                .iter()
-                .map(|&v| v as f32 / 65535.0 * meta.integral_scale)
-                .collect();
+            let (bw, bh, planes) = decode16_rgb(bone)?;
+            if (bw, bh) != (width, height) || labels.len() != raw.len() {
+                return Err(Error::Other("phantom files differ in size".into()));
+            }
+            let scale = |v: &[u16], s: f32| v.iter().map(|&v| v as f32 / 65535.0 * s).collect();
+            let bounds = |b: u16| {
+                bounds_where(width, labels.len(), |i| labels[i] & b != 0)
+                    .ok_or_else(|| Error::Other("phantom without lungs or heart".into()))
+            };
+            let integral: Vec<f32> = scale(&raw, meta.integral_scale);
+            let smooth = soften(&soften(&integral, width, height, 6), width, height, 6);
             Ok(Phantom {
                 width,
                 height,
                 integral,
+                smooth,
+                bones: planes.map(|p| scale(&p, meta.bones_scale)),
+                lungs: bounds(bits::LUNGS)?,
+                heart: bounds(bits::HEART)?,
                 labels,
                 split: pose.split,
             })
