@@ -372,6 +372,42 @@ fn eval_writes_the_table_and_one_prediction_per_phrase() {
     assert!(out.path().join("predictions.png").exists());
 }
 
+/// The by-eye boxes on the real film (tests/fixtures/chest_rg1_boxes.jsonl) load like any
+/// JSONL: the DICOM decoded, the boxes within its 460 x 488 pixels, the anatomy rows under the
+/// `Anatomy` category; `eval` scores each of them.
+#[test]
+fn eval_reads_the_real_films_by_eye_boxes() {
+    let out = tempfile::tempdir().unwrap();
+    let o = medground(&[
+        "eval",
+        "tests/fixtures/chest_rg1_boxes.jsonl",
+        "--model",
+        bundle().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(out.path().join("predictions.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let phrases: Vec<&str> = rows.iter().map(|r| r["phrase"].as_str().unwrap()).collect();
+    for p in ["the right lung", "the left lung", "the heart", "the trachea"] {
+        assert!(phrases.contains(&p), "{p} missing from {phrases:?}");
+    }
+    for r in &rows {
+        let t = &r["truth"];
+        assert!(t["x2"].as_f64().unwrap() <= 460.0 && t["y2"].as_f64().unwrap() <= 488.0);
+        let iou = r["iou"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&iou));
+    }
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("table.json")).unwrap())
+            .unwrap();
+    assert_eq!(table["overall"]["n"].as_u64().unwrap() as usize, rows.len());
+}
+
 /// `init --from B --scale-factor 1`: the base on a grid of 196 image tokens still answers
 /// well-formed boxes (the context grown to hold them); a scale the patch grid cannot take is a
 /// clear error.
