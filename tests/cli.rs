@@ -393,7 +393,12 @@ fn eval_reads_the_real_films_by_eye_boxes() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let phrases: Vec<&str> = rows.iter().map(|r| r["phrase"].as_str().unwrap()).collect();
-    for p in ["the right lung", "the left lung", "the heart", "the trachea"] {
+    for p in [
+        "the right lung",
+        "the left lung",
+        "the heart",
+        "the trachea",
+    ] {
         assert!(phrases.contains(&p), "{p} missing from {phrases:?}");
     }
     for r in &rows {
