@@ -102,7 +102,6 @@ pub fn collimate(v: &mut [f32], w: usize, h: usize, keep: Option<Bounds>, r: &mu
 #[cfg(test)]
 mod tests {
     use super::super::{Split, Synth};
-    use super::*;
 
     /// The lungs cover 45-88 % of the film's width (wider in stage 1), off-centre, never cut by
     /// the film's edge or by the collimator.
