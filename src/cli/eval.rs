@@ -15,7 +15,8 @@ use super::DEMO_MODEL;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A .jsonl, MS-CXR .csv/.json, or synth:N[:split[:seed]].
+    /// A .jsonl, MS-CXR .csv/.json, synth:N[:split[:seed]] (findings of synthetic films) or
+    /// anatomy:N[:split[:seed]] (their anatomy: lungs, heart, trachea, hemidiaphragms).
     dataset: String,
     #[arg(long)]
     images: Option<PathBuf>,

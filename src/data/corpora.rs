@@ -9,14 +9,37 @@ use super::record::{ImageSource, Loaded, Record};
 use super::synth::{Split, Synth};
 use crate::error::{Error, Result};
 
-/// Parses `synth:N[:split[:seed]]`.
-pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64)>> {
-    let Some(rest) = spec.strip_prefix("synth:") else {
-        return Ok(None);
+/// What a synthetic dataset asks of its films.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asks {
+    /// `synth:`: every finding.
+    Findings,
+    /// `anatomy:`: the anatomy of the real-film check (`CHECKED_ANATOMY`).
+    Anatomy,
+}
+
+/// The anatomy phrases that `tests/fixtures/chest_rg1_boxes.jsonl` has boxes for on the real
+/// film, asked of synthetic films by `anatomy:N[:split[:seed]]`.
+pub const CHECKED_ANATOMY: [&str; 6] = [
+    "the right lung",
+    "the left lung",
+    "the heart",
+    "the trachea",
+    "the right hemidiaphragm",
+    "the left hemidiaphragm",
+];
+
+/// Parses `synth:N[:split[:seed]]` and `anatomy:N[:split[:seed]]`.
+pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64, Asks)>> {
+    let (rest, asks) = match (spec.strip_prefix("synth:"), spec.strip_prefix("anatomy:")) {
+        (Some(rest), _) => (rest, Asks::Findings),
+        (_, Some(rest)) => (rest, Asks::Anatomy),
+        _ => return Ok(None),
     };
     let bad = || {
         Error::Other(format!(
-            "bad synthetic dataset {spec:?}: use synth:N[:train|val|test[:seed]]"
+            "bad synthetic dataset {spec:?}: use synth:N[:train|val|test[:seed]] \
+             (or anatomy:N[:...] for the anatomy phrases)"
         ))
     };
     let parts: Vec<&str> = rest.split(':').collect();
@@ -33,23 +56,43 @@ pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64)>> {
         .transpose()
         .map_err(|_| bad())?
         .unwrap_or(0);
-    Ok(Some((n, split, seed)))
+    Ok(Some((n, split, seed, asks)))
 }
 
-/// Records of `n` synthetic films (one per finding), generated in memory.
-pub fn synth_records(synth: &Synth, n: usize) -> Vec<Record> {
+/// Records of `n` synthetic films (one per finding, or per checked anatomy phrase), generated
+/// in memory.
+pub fn synth_records(synth: &Synth, n: usize, asks: Asks) -> Vec<Record> {
     let split = format!("{:?}", synth.split).to_lowercase();
     (0..n as u64)
         .flat_map(|i| {
             let s = synth.sample(i);
             let picture = Arc::new(s.picture);
-            s.findings
+            let pairs: Vec<(String, String, _)> = match asks {
+                Asks::Findings => s
+                    .findings
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            f.phrase,
+                            phrases::CATEGORIES[f.category].to_string(),
+                            f.box_px,
+                        )
+                    })
+                    .collect(),
+                Asks::Anatomy => s
+                    .anatomy
+                    .into_iter()
+                    .filter(|(name, _)| CHECKED_ANATOMY.contains(name))
+                    .map(|(name, b)| (name.to_string(), phrases::ANATOMY_CATEGORY.into(), b))
+                    .collect(),
+            };
+            pairs
                 .into_iter()
-                .map(|f| Record {
+                .map(|(phrase, category, box_px)| Record {
                     image: ImageSource::Memory(picture.clone()),
-                    phrase: f.phrase,
-                    category: phrases::CATEGORIES[f.category].to_string(),
-                    box_px: f.box_px,
+                    phrase,
+                    category,
+                    box_px,
                     width: picture.width,
                     height: picture.height,
                     split: Some(split.clone()),
@@ -59,11 +102,12 @@ pub fn synth_records(synth: &Synth, n: usize) -> Vec<Record> {
         .collect()
 }
 
-/// Opens a dataset: `synth:N[:split[:seed]]` (films of `size` pixels) or a file for [`load::load`].
+/// Opens a dataset: `synth:N[:split[:seed]]` or `anatomy:N[:split[:seed]]` (films of `size`
+/// pixels) or a file for [`load::load`].
 pub fn open(spec: &str, images: Option<&Path>, size: usize) -> Result<Loaded> {
     match parse_synth(spec)? {
-        Some((n, split, seed)) => Ok(Loaded {
-            records: synth_records(&Synth::new(seed, split, size), n),
+        Some((n, split, seed, asks)) => Ok(Loaded {
+            records: synth_records(&Synth::new(seed, split, size), n, asks),
             problems: vec![],
         }),
         None => load::load(Path::new(spec), images),
@@ -82,5 +126,29 @@ impl Record {
                     .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `anatomy:N` asks the checked anatomy of the same films `synth:N` asks the findings of.
+    #[test]
+    fn anatomy_specs_ask_the_checked_anatomy_of_the_same_films() {
+        assert_eq!(
+            parse_synth("anatomy:4:val:2").unwrap(),
+            Some((4, Split::Val, 2, Asks::Anatomy))
+        );
+        assert!(parse_synth("anatomy:x").is_err());
+        let a = open("anatomy:3:val:2", None, 96).unwrap().records;
+        let f = open("synth:3:val:2", None, 96).unwrap().records;
+        assert!(a.len() >= 3 * 4, "{} anatomy records", a.len());
+        assert!(a.iter().all(|r| r.category == phrases::ANATOMY_CATEGORY
+            && CHECKED_ANATOMY.contains(&r.phrase.as_str())));
+        let (ImageSource::Memory(pa), ImageSource::Memory(pf)) = (&a[0].image, &f[0].image) else {
+            panic!("synthetic records live in memory");
+        };
+        assert_eq!(pa.data, pf.data);
     }
 }
