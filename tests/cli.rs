@@ -330,27 +330,28 @@ fn bench_reports_figures_and_writes_the_batch_it_timed() {
     }
 }
 
-#[test]
-fn eval_writes_the_table_and_one_prediction_per_phrase() {
-    let out = tempfile::tempdir().unwrap();
+/// `eval DATASET --model <test bundle> --out OUT`, then its table.json and predictions.jsonl.
+fn eval_into(dataset: &str, out: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {
     let o = medground(&[
         "eval",
-        "synth:6:test",
+        dataset,
         "--model",
         bundle().to_str().unwrap(),
         "--out",
-        out.path().to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let table: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("table.json")).unwrap())
-            .unwrap();
+    let table = serde_json::from_str(&std::fs::read_to_string(out.join("table.json")).unwrap());
+    let lines = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
+    let rows = lines.lines().map(|l| serde_json::from_str(l).unwrap());
+    (table.unwrap(), rows.collect())
+}
+
+#[test]
+fn eval_writes_the_table_and_one_prediction_per_phrase() {
+    let out = tempfile::tempdir().unwrap();
+    let (table, rows) = eval_into("synth:6:test", out.path());
     let n = table["overall"]["n"].as_u64().unwrap() as usize;
-    let lines = std::fs::read_to_string(out.path().join("predictions.jsonl")).unwrap();
-    let rows: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(rows.len(), n);
     assert!(n >= 6, "at least one phrase per film");
     let mut iou_sum = 0.0;
@@ -378,20 +379,7 @@ fn eval_writes_the_table_and_one_prediction_per_phrase() {
 #[test]
 fn eval_reads_the_real_films_by_eye_boxes() {
     let out = tempfile::tempdir().unwrap();
-    let o = medground(&[
-        "eval",
-        "tests/fixtures/chest_rg1_boxes.jsonl",
-        "--model",
-        bundle().to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines = std::fs::read_to_string(out.path().join("predictions.jsonl")).unwrap();
-    let rows: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (table, rows) = eval_into("tests/fixtures/chest_rg1_boxes.jsonl", out.path());
     let phrases: Vec<&str> = rows.iter().map(|r| r["phrase"].as_str().unwrap()).collect();
     for p in [
         "the right lung",
@@ -407,9 +395,6 @@ fn eval_reads_the_real_films_by_eye_boxes() {
         let iou = r["iou"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&iou));
     }
-    let table: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("table.json")).unwrap())
-            .unwrap();
     assert_eq!(table["overall"]["n"].as_u64().unwrap() as usize, rows.len());
 }
 

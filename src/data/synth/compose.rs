@@ -26,7 +26,7 @@ pub fn apply(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
             }
         })
         .collect();
-    let delta = &soften(&soften(&clear, c.w, c.h, radius), c.w, c.h, radius);
+    let delta = &soften_twice(&clear, c.w, c.h, radius);
     apply_sharp(c, delta, frac)
 }
 
@@ -42,6 +42,11 @@ pub fn apply_sharp(c: &mut Canvas, delta: &[f32], frac: f32) -> Option<Bounds> {
         delta[i] != 0.0 && delta[i].abs() >= frac * peak
     })?;
     (b.width() >= 3.0 && b.height() >= 3.0).then_some(b)
+}
+
+/// Two passes of `soften`: a tent-shaped blur, smooth enough to pass for tissue.
+pub fn soften_twice(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+    soften(&soften(v, w, h, r), w, h, r)
 }
 
 /// Separable box blur of radius `r` (the window shrinks at the borders), by running sums over

@@ -7,7 +7,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::canvas::{Canvas, Waves};
-use super::compose::soften;
+use super::compose::soften_twice;
 use super::phantom::bits;
 
 /// Film values in [0, 1], quantised like the films a user drops, with the objects burnt in or
@@ -21,7 +21,7 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
     let scatter = r.random_range(0.0..0.3);
     if scatter > 0.02 {
         let radius = (w / 14).max(1);
-        let glare = soften(&soften(&inten, w, h, radius), w, h, radius);
+        let glare = soften_twice(&inten, w, h, radius);
         for (i, g) in inten.iter_mut().zip(glare) {
             *i += scatter * g;
         }
@@ -48,7 +48,7 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
         let gain = r.random_range(0.0..most);
         if gain > 0.05 {
             let rr = ((radius * px).round() as usize).max(1);
-            detail.push((gain, soften(&soften(&v, w, h, rr), w, h, rr)));
+            detail.push((gain, soften_twice(&v, w, h, rr)));
         }
     }
     let base = v.clone();

@@ -226,7 +226,7 @@ impl Synth {
             let (sx, sy) = framing.to_phantom(x, y);
             patient.deform(sx, sy)
         });
-        let beyond = |x: f32, y: f32, edge: f32| patient.beyond(x, y, edge);
+        let beyond = |x, y, edge| patient.beyond(x, y, edge);
         let mut canvas = Canvas::warp(p, self.size, map, beyond, bone_gain);
         patient::breasts(&mut canvas, &mut r);
         let wanted = if r.random_bool(0.7) {

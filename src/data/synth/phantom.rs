@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use super::canvas::{Bounds, bounds_where};
-use super::compose::soften;
+use super::compose::soften_twice;
 use crate::error::{Error, Result};
 
 /// Anatomy bits of the label maps, in the order of `phantoms.json`'s `label_bits`.
@@ -151,7 +151,7 @@ fn load() -> Result<Vec<Phantom>> {
                     .ok_or_else(|| Error::Other("phantom without lungs or heart".into()))
             };
             let integral: Vec<f32> = scale(&raw, meta.integral_scale);
-            let smooth = soften(&soften(&integral, width, height, 6), width, height, 6);
+            let smooth = soften_twice(&integral, width, height, 6);
             Ok(Phantom {
                 width,
                 height,
