@@ -5,8 +5,15 @@ export interface Grounding {
   boxNorm: [number, number, number, number];
   /** The model's answer, `{<x1><y1><x2><y2>}`. */
   text: string;
-  /** Geometric mean of the answer tokens' probabilities. */
+  /**
+   * The chance that the box overlaps the true region at IoU >= 0.5, calibrated on validation
+   * films when the bundle holds a calibration (`calibrated`), else the answer probability.
+   */
   confidence: number;
+  /** Whether `confidence` is calibrated (the bundle has calibration.json). */
+  calibrated: boolean;
+  /** The model's answer probability: the geometric mean of the box tokens' probabilities. */
+  probability: number;
   ms: number;
   backend: 'webgpu' | 'cpu';
 }
@@ -27,6 +34,12 @@ export declare class Grounder {
   /** A bundle folder URL (or path in Node), or a map of file name to bytes. */
   static load(bundle: string | URL | Record<string, Uint8Array>, options?: LoadOptions): Promise<Grounder>;
   readonly backend: 'webgpu' | 'cpu';
+  /** The adapters the bundle holds beside its base weights. */
+  readonly adapters: string[];
+  /** The adapter in use; undefined for the base weights. */
+  readonly adapter: string | undefined;
+  /** Switches adapters (null: the base weights) without fetching or building the base again. */
+  useAdapter(name: string | null): Promise<void>;
   ground(image: ImageInput, phrase: string): Promise<Grounding>;
 }
 

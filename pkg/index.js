@@ -69,6 +69,13 @@ async function toBytes(image) {
 export class Grounder {
   constructor(inner) {
     this.inner = inner;
+    this.queue = Promise.resolve(); // one call at a time: switching adapters waits for queries
+  }
+
+  run(fn) {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
   }
 
   /**
@@ -97,9 +104,31 @@ export class Grounder {
 
   /**
    * `image`: encoded bytes (PNG, JPEG, DICOM), an ImageData, or an ImageBitmap.
-   * Resolves to { box, boxNorm, text, confidence, ms, backend }.
+   * Resolves to { box, boxNorm, text, confidence, calibrated, probability, ms, backend }.
    */
+  /** The adapters the bundle holds beside its base weights (`adapters/NAME/` in the bundle). */
+  get adapters() {
+    return this.inner.adapters;
+  }
+
+  /** The adapter in use, or undefined for the base weights. */
+  get adapter() {
+    return this.inner.adapter;
+  }
+
+  /**
+   * Switches to one of the bundle's adapters, or back to the base weights with null; the base is
+   * not fetched or built again (the adapter is merged into its weights in memory).
+   */
+  async useAdapter(name) {
+    return this.run(() => this.inner.useAdapter(name ?? undefined));
+  }
+
   async ground(image, phrase) {
+    return this.run(() => this.groundNow(image, phrase));
+  }
+
+  async groundNow(image, phrase) {
     const bytes = await toBytes(image);
     if (bytes) return this.inner.ground(bytes, phrase);
     if (typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) {

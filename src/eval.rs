@@ -19,6 +19,8 @@ pub struct Prediction {
     pub text: String,
     pub box_px: Option<PixelBox>,
     pub iou: f32,
+    /// The model's answer probability (uncalibrated).
+    pub probability: f32,
 }
 
 pub struct Evaluation {
@@ -57,7 +59,7 @@ pub fn evaluate(
             Films::Other => (i + n / 2) % n,
         };
         let picture = records[film].picture()?;
-        let (text, _) = g.answer(&picture, &r.phrase)?;
+        let (text, probability) = g.answer(&picture, &r.phrase)?;
         let (box_px, iou) = match GridBox::parse(&text) {
             Ok(grid) => {
                 let b = grid.to_pixels(r.width, r.height);
@@ -75,6 +77,7 @@ pub fn evaluate(
             text,
             box_px,
             iou,
+            probability,
         });
         progress(i + 1);
     }
@@ -85,6 +88,20 @@ pub fn evaluate(
 }
 
 impl Evaluation {
+    /// Each answer's probability and whether it hit (IoU >= 0.5): what calibration fits and ECE
+    /// measures.
+    pub fn outcomes(&self) -> (Vec<f32>, Vec<bool>) {
+        self.predictions
+            .iter()
+            .map(|p| {
+                (
+                    p.probability,
+                    p.iou >= crate::protocol::calibration::HIT_IOU,
+                )
+            })
+            .unzip()
+    }
+
     /// The eight findings in the paper's order (those present), then any other category.
     pub fn table(&self) -> Table {
         let mut names: Vec<String> = CATEGORIES

@@ -9,6 +9,7 @@ use crate::image::{Picture, preprocess::model_input};
 use crate::model::generate::{MAX_BOX_TOKENS, Policy, generate};
 use crate::model::{Batch, Idefics3, Idefics3Config};
 use crate::protocol::answer::PixelBox;
+use crate::protocol::calibration::Calibration;
 use crate::protocol::{GridBox, Prompt};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
@@ -24,8 +25,13 @@ pub struct Grounding {
     pub box_norm: [u32; 4],
     /// The raw answer text.
     pub text: String,
-    /// Geometric mean of the answer tokens' probabilities.
+    /// The chance that the box overlaps the truth at IoU >= 0.5, as calibrated on validation
+    /// films (`calibrate`); the model's answer probability where the bundle holds no calibration.
     pub confidence: f32,
+    /// Whether `confidence` is calibrated.
+    pub calibrated: bool,
+    /// The model's answer probability: the geometric mean of the box tokens' probabilities.
+    pub probability: f32,
     /// Wall-clock milliseconds, preprocessing to answer.
     pub ms: f64,
 }
@@ -35,6 +41,12 @@ pub struct Grounder {
     pub config: Idefics3Config,
     pub tokens: Tokens,
     pub device: Device,
+    /// The bundle's map from answer probability to the chance of a hit, if it holds one.
+    pub calibration: Option<Calibration>,
+    /// The bundle, kept only when it holds adapters to switch between (`use_adapter`).
+    pub switchable: Option<Bundle>,
+    /// The adapter merged into the weights now (none: the bundle's base weights).
+    pub adapter: Option<String>,
 }
 
 impl Grounder {
@@ -55,6 +67,7 @@ impl Grounder {
                 "the tokenizer is larger than the model's vocabulary".into(),
             ));
         }
+        let calibration = bundle.calibration()?;
         let mut model = Idefics3::new(&config, device);
         crate::weights::safetensors::load(&mut model, bundle.file(bundle::WEIGHTS).to_vec())?;
         Ok(Self {
@@ -62,7 +75,35 @@ impl Grounder {
             config,
             tokens,
             device: device.clone(),
+            calibration,
+            switchable: (!bundle.adapters().is_empty()).then(|| bundle.clone()),
+            adapter: None,
         })
+    }
+
+    /// The adapters this model can switch to.
+    pub fn adapters(&self) -> Vec<String> {
+        self.switchable.as_ref().map_or(vec![], Bundle::adapters)
+    }
+
+    /// Switches to the adapter `name` (merged into the base weights in memory, as `import-peft`
+    /// merges it), or back to the base weights with `None`; the bundle is not read again.
+    pub fn use_adapter(&mut self, name: Option<&str>) -> Result<()> {
+        let bundle = self.switchable.as_ref().ok_or_else(|| {
+            Error::Weights("this bundle holds no adapters to switch between".into())
+        })?;
+        let weights = match name {
+            None => bundle.file(bundle::WEIGHTS).to_vec(),
+            Some(n) => {
+                let (config, adapter) = bundle.adapter(n)?;
+                crate::weights::peft::merge(bundle, config, adapter)?
+                    .file(bundle::WEIGHTS)
+                    .to_vec()
+            }
+        };
+        crate::weights::safetensors::load(&mut self.model, weights)?;
+        self.adapter = name.map(str::to_string);
+        Ok(())
     }
 
     /// Token ids of the evaluation prompt for `phrase`, checked against the context length.
@@ -109,16 +150,26 @@ impl Grounder {
 
     pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
         let start = web_time::Instant::now();
-        let (text, confidence) = self.answer_async(picture, phrase).await?;
+        let (text, probability) = self.answer_async(picture, phrase).await?;
         let grid = GridBox::parse(&text)?;
         let PixelBox { x1, y1, x2, y2 } = grid.to_pixels(picture.width, picture.height);
         Ok(Grounding {
             box_px: [x1, y1, x2, y2],
             box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
             text,
-            confidence,
+            confidence: self.confidence(probability),
+            calibrated: self.calibration.is_some(),
+            probability,
             ms: start.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+
+    /// The calibrated chance of a hit for an answer probability (the probability itself where
+    /// the bundle holds no calibration).
+    pub fn confidence(&self, probability: f32) -> f32 {
+        self.calibration
+            .as_ref()
+            .map_or(probability, |c| c.apply(probability))
     }
 
     /// Blocking form of [`Self::answer_async`] for native callers.

@@ -195,6 +195,25 @@ impl WebGrounder {
         self.backend.clone()
     }
 
+    /// The adapters the bundle holds beside its base weights (`adapters/NAME/`).
+    #[wasm_bindgen(getter)]
+    pub fn adapters(&self) -> Vec<String> {
+        self.inner.adapters()
+    }
+
+    /// The adapter in use (undefined: the base weights).
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> Option<String> {
+        self.inner.adapter.clone()
+    }
+
+    /// Switches to the adapter `name`, or back to the base weights with null or undefined; the
+    /// bundle is not fetched again.
+    #[wasm_bindgen(js_name = useAdapter)]
+    pub fn use_adapter(&mut self, name: Option<String>) -> Result<(), JsError> {
+        self.inner.use_adapter(name.as_deref()).map_err(js_err)
+    }
+
     async fn answer(&self, picture: &Picture, phrase: &str) -> Result<JsValue, JsError> {
         let grounding = self
             .inner

@@ -129,6 +129,9 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         config: original_config(),
         tokens: tokens(),
         device: device.clone(),
+        calibration: None,
+        switchable: None,
+        adapter: None,
     };
     let want = answers(&unmerged);
     let merged_dir = tempfile::tempdir().unwrap();

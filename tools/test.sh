@@ -13,8 +13,15 @@ cargo --version
 step "format"
 cargo fmt --all -- --check
 
-step "native tests (release, CPU)"
-cargo test --release --locked
+step "Mesa's lavapipe (a Vulkan driver on the CPU) for the wgpu tests, from Debian"
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers) >/dev/null
+fi
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-$(id -u)}
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+
+step "native tests (release; CPU, and wgpu on Vulkan through lavapipe: one build)"
+cargo test --release --locked --features wgpu
 
 step "web tools (wasm-bindgen-cli, trunk from crates.io; binaryen, chromium from Debian)"
 bash tools/web-tools.sh
@@ -37,7 +44,25 @@ step "npm package in Node (CPU backend) against the native CLI"
 phrase="small left pleural effusion"
 ./target/release/medground ground --image tests/fixtures/chest_rg1.dcm --phrase "$phrase" --model assets/demo \
   | sed "s/}\$/,\"phrase\":\"$phrase\"}/" > target/native.json
-MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json node --test tests/node/
+# Several adapters on one base: the parity fixture with tests/fixtures/adapter beside it, and the
+# same adapter merged; the native answers of both, for the Node and chromium tests.
+mg=./target/release/medground
+rm -rf target/adapter-bundle target/adapter-merged
+$mg import-peft --base tests/fixtures/parity --adapter tests/fixtures/adapter --name findings --out target/adapter-bundle
+$mg import-peft --base tests/fixtures/parity --adapter tests/fixtures/adapter --out target/adapter-merged
+film=tests/fixtures/chest_rg1.dcm
+{
+  printf '{"phrase":"%s","base":' "$phrase"
+  $mg ground --image $film --phrase "$phrase" --model target/adapter-bundle
+  printf ',"adapted":'
+  $mg ground --image $film --phrase "$phrase" --model target/adapter-bundle --adapter findings
+  printf ',"merged":'
+  $mg ground --image $film --phrase "$phrase" --model target/adapter-merged
+  printf '}\n'
+} > target/adapters.json
+node -e 'const a = require("./target/adapters.json"); if (a.adapted.text !== a.merged.text || Math.abs(a.adapted.probability - a.merged.probability) > 1e-6) { console.error("ground --adapter differs from the merged model", a); process.exit(1); }'
+MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json \
+  MEDGROUND_ADAPTERS=target/adapter-bundle MEDGROUND_ADAPTERS_NATIVE=target/adapters.json node --test tests/node/
 
 step "the npm package in a bundler: pkg/examples/vite built by Vite"
 (cd pkg/examples/vite && npm ci --no-audit --no-fund >/dev/null && rm -rf public/model \
@@ -46,4 +71,4 @@ step "the npm package in a bundler: pkg/examples/vite built by Vite"
 step "the page and the Vite example in headless chromium (WebGPU through SwiftShader, CPU fallback)"
 (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
 DIST=dist VITE_DIST=pkg/examples/vite/dist NATIVE=target/native.json SHOTS=target/browser \
-  node --test tests/browser/
+  ADAPTERS=target/adapter-bundle ADAPTERS_NATIVE=target/adapters.json node --test tests/browser/

@@ -33,32 +33,97 @@ function showError(message) {
   $('error').textContent = message;
 }
 
-function draw(answer) {
+const COLOURS = ['#ff3b3b', '#3bd1ff', '#ffd23b', '#7dff5a', '#ff7bf0', '#ff9a3b'];
+let answers = []; // the last question's answers, each { phrase, colour, box, ... }
+let wl = { w: 256, l: 128 }; // display window / level on the 8-bit preview
+
+// The preview under the display window: grey values v -> (v - (l - w/2)) / w, clamped.
+function windowed() {
+  if (wl.w === 256 && wl.l === 128) return preview;
+  const src = preview.data;
+  const out = new ImageData(preview.width, preview.height);
+  const lut = new Uint8ClampedArray(256);
+  for (let v = 0; v < 256; v++) lut[v] = ((v - (wl.l - wl.w / 2)) / wl.w) * 255;
+  for (let i = 0; i < src.length; i += 4) {
+    out.data[i] = lut[src[i]]; out.data[i + 1] = lut[src[i + 1]]; out.data[i + 2] = lut[src[i + 2]];
+    out.data[i + 3] = 255;
+  }
+  return out;
+}
+
+function draw() {
   if (!preview) return;
   canvas.width = preview.width;
   canvas.height = preview.height;
-  ctx.putImageData(preview, 0, 0);
-  if (!answer) return;
-  const [x1, y1, x2, y2] = answer.box;
+  ctx.putImageData(windowed(), 0, 0);
   const t = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 250));
   ctx.lineWidth = t;
-  ctx.strokeStyle = '#ff3b3b';
-  ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
   ctx.font = `${Math.max(12, 5 * t)}px system-ui, sans-serif`;
-  ctx.fillStyle = '#ff3b3b';
-  ctx.fillText(answer.phrase, x1 + t, Math.max(y1 - 2 * t, 5 * t));
-  canvas.dataset.box = JSON.stringify(answer.box);
+  for (const [k, a] of answers.entries()) {
+    const [x1, y1, x2, y2] = a.box;
+    ctx.strokeStyle = ctx.fillStyle = a.colour;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    ctx.fillText(`${k + 1}`, x1 + t, Math.max(y1 - 2 * t, 5 * t));
+  }
+  canvas.setAttribute('aria-label', answers.length
+    ? `the film with ${answers.length} box${answers.length > 1 ? 'es' : ''}: ${answers.map((a) => `${a.phrase} at x ${a.box[0].toFixed(0)} to ${a.box[2].toFixed(0)}, y ${a.box[1].toFixed(0)} to ${a.box[3].toFixed(0)}`).join('; ')}`
+    : `the film ${image ? image.name : ''}`);
 }
+
+function setWindow(w, l) {
+  wl = { w: Math.min(512, Math.max(8, Math.round(w))), l: Math.min(255, Math.max(0, Math.round(l))) };
+  $('win').value = wl.w;
+  $('lev').value = wl.l;
+  canvas.dataset.window = `${wl.w},${wl.l}`;
+  draw();
+}
+$('win').addEventListener('input', () => setWindow(+$('win').value, wl.l));
+$('lev').addEventListener('input', () => setWindow(wl.w, +$('lev').value));
+for (const b of document.querySelectorAll('[data-wl]')) {
+  b.addEventListener('click', () => setWindow(...b.dataset.wl.split(',').map(Number)));
+}
+// Drag on the film: right/left widens/narrows the window, down/up darkens/brightens.
+let dragFrom = null;
+canvas.addEventListener('pointerdown', (e) => { dragFrom = { x: e.clientX, y: e.clientY, ...wl }; canvas.setPointerCapture(e.pointerId); });
+canvas.addEventListener('pointermove', (e) => {
+  if (dragFrom) setWindow(dragFrom.w + (e.clientX - dragFrom.x), dragFrom.l + (e.clientY - dragFrom.y) / 2);
+});
+canvas.addEventListener('pointerup', () => { dragFrom = null; });
+
+function legend() {
+  const ol = $('legend');
+  ol.replaceChildren(...answers.map((a) => {
+    const li = document.createElement('li');
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.background = a.colour;
+    li.append(sw, `${a.phrase}: ${verdict(a)}`);
+    return li;
+  }));
+  $('save').hidden = answers.length === 0;
+}
+
+$('save').addEventListener('click', () => {
+  canvas.toBlob((blob) => {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = `${(image?.name || 'film').replace(/\.[^.]*$/, '')}-medground.png`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }, 'image/png');
+});
 
 async function setImage(bytes, name) {
   showError('');
   $('result').textContent = '';
-  delete canvas.dataset.box;
+  answers = [];
+  legend();
+  delete canvas.dataset.answer;
   try {
     const p = await ask('preview', { bytes });
     preview = new ImageData(new Uint8ClampedArray(p.rgba), p.width, p.height);
     image = { bytes, name };
-    draw(null);
+    draw();
     canvas.dataset.image = name;
   } catch (e) {
     image = null;
@@ -88,22 +153,53 @@ for (const b of document.querySelectorAll('[data-sample]')) {
   });
 }
 
-$('ask').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  showError('');
-  const phrase = $('phrase').value;
-  if (!image) return showError('Choose an image first.');
-  $('go').disabled = true;
+// The confidence in words: with a calibrated bundle it is the chance that the box is right
+// (IoU >= 0.5 on validation films); without one, only the model's own probability.
+function verdict(a) {
+  const pct = `${(a.confidence * 100).toFixed(0)}%`;
+  if (!a.calibrated) return `model probability ${pct} (not calibrated)`;
+  const word = a.confidence >= 0.7 ? 'likely right' : a.confidence >= 0.4 ? 'unsure' : 'likely wrong';
+  return `${word} (${pct} chance the box is right)`;
+}
+
+$('adapter').addEventListener('change', async () => {
+  $('go').disabled = $('adapter').disabled = true;
   try {
-    const a = await ask('ground', { bytes: image.bytes, phrase });
-    draw({ ...a, phrase });
-    $('result').textContent =
-      `${a.text} — confidence ${(a.confidence * 100).toFixed(0)}%, ${a.ms.toFixed(0)} ms on ${a.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}`;
-    canvas.dataset.answer = JSON.stringify(a);
+    await ask('adapter', { name: $('adapter').value });
+    answers = [];
+    legend();
+    draw();
   } catch (err) {
     showError(err.message);
   } finally {
-    $('go').disabled = false;
+    $('go').disabled = !(ready && image);
+    $('adapter').disabled = false;
+  }
+});
+
+$('ask').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  showError('');
+  const phrases = $('phrase').value.split(/[;\n]/).map((p) => p.trim()).filter(Boolean).slice(0, COLOURS.length);
+  if (!image) return showError('Choose an image first.');
+  if (!phrases.length) return showError('Type what to find.');
+  $('go').disabled = $('adapter').disabled = true;
+  answers = [];
+  delete canvas.dataset.answer;
+  try {
+    for (const [k, phrase] of phrases.entries()) {
+      const a = await ask('ground', { bytes: image.bytes, phrase });
+      answers.push({ ...a, phrase, colour: COLOURS[k] });
+      draw();
+      legend();
+      $('result').textContent = `${answers.length} of ${phrases.length}: ${a.ms.toFixed(0)} ms on ${a.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}`;
+    }
+    canvas.dataset.answers = JSON.stringify(answers);
+    canvas.dataset.answer = JSON.stringify(answers[0]);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    $('go').disabled = $('adapter').disabled = false;
   }
 });
 
@@ -115,6 +211,10 @@ $('ask').addEventListener('submit', async (e) => {
     $('download').hidden = true;
     $('state').textContent = `model ready (${info.backend === 'webgpu' ? 'WebGPU' : 'CPU, no WebGPU adapter'})`;
     document.body.dataset.backend = info.backend;
+    if (info.adapters.length) {
+      for (const name of info.adapters) $('adapter').append(new Option(name, name));
+      $('adapter-row').hidden = false;
+    }
     $('go').disabled = !image;
   } catch (e) {
     $('state').textContent = 'the model could not be loaded';

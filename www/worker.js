@@ -70,7 +70,7 @@ async function load(backend) {
     await caches.delete(CACHE);
     throw e;
   }
-  return { backend: grounder.backend };
+  return { backend: grounder.backend, adapters: grounder.adapters };
 }
 
 onmessage = async ({ data }) => {
@@ -85,6 +85,10 @@ onmessage = async ({ data }) => {
     } else if (type === 'ground') {
       if (!grounder) throw new Error('the model is still loading');
       result = await grounder.ground(data.bytes, data.phrase);
+    } else if (type === 'adapter') {
+      if (!grounder) throw new Error('the model is still loading');
+      grounder.useAdapter(data.name || undefined);
+      result = { adapter: grounder.adapter };
     } else throw new Error(`unknown request ${type}`);
     postMessage({ id, result });
   } catch (e) {

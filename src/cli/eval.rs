@@ -1,5 +1,6 @@
-//! `eval DATASET --model DIR`: the paper's per-category table (Markdown and JSON) and a PNG sheet
-//! of predictions (red) against ground truth (green).
+//! `eval DATASET --model DIR`: the paper's per-category table (Markdown and JSON), a PNG sheet
+//! of predictions (red) against ground truth (green), and how well the confidence is calibrated
+//! (expected calibration error; `reliability.png`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,9 @@ use clap::Args;
 use indicatif::ProgressBar;
 use medground::data::open;
 use medground::data::preview::{Tile, sheet};
-use medground::eval::{Films, evaluate};
+use medground::data::record::Record;
+use medground::eval::{Evaluation, Films, evaluate};
+use medground::protocol::calibration::{bins, ece};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -24,7 +27,8 @@ pub struct EvalArgs {
     model: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Write table.md, table.json, predictions.jsonl (one line per phrase) and predictions.png here.
+    /// Write table.md, table.json, predictions.jsonl (one line per phrase), predictions.png and
+    /// reliability.png here.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Ask each phrase of another record's film: the score of answering from the phrase alone,
@@ -59,20 +63,32 @@ pub fn table(
 ) -> Result<()> {
     let device = medground::device::parse(device)?;
     let g = Grounder::from_bundle(&Bundle::read_dir(model)?, &device)?;
-    let loaded = open(dataset, images, g.config.vision_config.image_size)?;
-    for p in loaded.problems.iter().take(10) {
-        eprintln!("skipped {p}");
-    }
-    let records = loaded.records;
-    if records.is_empty() {
-        return Err(Error::Other(format!("{dataset}: no usable records")));
-    }
-    let bar = ProgressBar::new(records.len() as u64);
-    let e = evaluate(&g, &records, films, |i| bar.set_position(i as u64))?;
-    bar.finish_and_clear();
+    let (records, e) = grounded(&g, dataset, images, films)?;
     let t = e.table();
     println!("{}", t.markdown());
+    let (probs, hits) = e.outcomes();
+    let calibrated: Vec<f32> = probs.iter().map(|&p| g.confidence(p)).collect();
+    println!("ECE of the answer probability: {:.3}", ece(&probs, &hits));
+    let mut sets = vec![(
+        format!("answer probability, ECE {:.3}", ece(&probs, &hits)),
+        bins(&probs, &hits),
+        [200, 60, 40],
+    )];
+    if let Some(c) = &g.calibration {
+        println!(
+            "ECE of the calibrated confidence (fitted on {}): {:.3}",
+            c.fitted_on,
+            ece(&calibrated, &hits)
+        );
+        sets.push((
+            format!("calibrated confidence, ECE {:.3}", ece(&calibrated, &hits)),
+            bins(&calibrated, &hits),
+            [40, 90, 220],
+        ));
+    }
     if let Some(out) = out {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        medground::train::plot::reliability(&sets, &out.join("reliability.png"))?;
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let write = |name: &str, text: String| {
             std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e))
@@ -96,6 +112,8 @@ pub fn table(
                     "answer": p.text,
                     "box": p.box_px,
                     "iou": p.iou,
+                    "probability": p.probability,
+                    "confidence": g.confidence(p.probability),
                 })
                 .to_string()
             })
@@ -124,4 +142,25 @@ pub fn table(
         super::data::save(&sheet(&tiles, 8, 224), &out.join("predictions.png"))?;
     }
     Ok(())
+}
+
+/// Every usable record of `dataset`, each phrase grounded on `films` (with a progress bar).
+pub fn grounded(
+    g: &Grounder,
+    dataset: &str,
+    images: Option<&Path>,
+    films: Films,
+) -> Result<(Vec<Record>, Evaluation)> {
+    let loaded = open(dataset, images, g.config.vision_config.image_size)?;
+    for p in loaded.problems.iter().take(10) {
+        eprintln!("skipped {p}");
+    }
+    let records = loaded.records;
+    if records.is_empty() {
+        return Err(Error::Other(format!("{dataset}: no usable records")));
+    }
+    let bar = ProgressBar::new(records.len() as u64);
+    let e = evaluate(g, &records, films, |i| bar.set_position(i as u64))?;
+    bar.finish_and_clear();
+    Ok((records, e))
 }

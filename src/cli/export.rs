@@ -31,6 +31,11 @@ pub struct ImportArgs {
     adapter: PathBuf,
     #[arg(long)]
     out: PathBuf,
+    /// Keep the adapter beside the base under this name (`adapters/NAME/`) instead of merging:
+    /// the page, the npm package and `ground --adapter` switch between a bundle's adapters
+    /// without loading the base again. --out may be the base folder itself.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
@@ -51,8 +56,14 @@ pub fn import(a: ImportArgs) -> Result<()> {
     let base = Bundle::read_dir(&a.base)?;
     let config = read(&a.adapter.join(peft::CONFIG))?;
     let weights = read(&a.adapter.join(peft::WEIGHTS_FILE))?;
+    // Merge once either way: an adapter that does not fit the base is refused here.
     let merged = peft::merge(&base, &config, &weights)?;
-    merged.write_dir(&a.out)?;
+    match &a.name {
+        Some(name) => base
+            .with_adapter(name, config, weights)?
+            .write_dir(&a.out)?,
+        None => merged.write_dir(&a.out)?,
+    }
     eprintln!("wrote {}", a.out.display());
     Ok(())
 }

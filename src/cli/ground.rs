@@ -24,6 +24,9 @@ pub struct Args {
     /// cpu, wgpu, vulkan or cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// One of the bundle's adapters (`import-peft --name`) instead of its base weights.
+    #[arg(long)]
+    adapter: Option<String>,
     /// Also write the image with the box drawn on it.
     #[arg(long)]
     overlay: Option<PathBuf>,
@@ -34,7 +37,10 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
     let device = medground::device::parse(&args.device)?;
     let bundle = Bundle::read_dir(&args.model)?;
-    let grounder = Grounder::from_bundle(&bundle, &device)?;
+    let mut grounder = Grounder::from_bundle(&bundle, &device)?;
+    if let Some(name) = &args.adapter {
+        grounder.use_adapter(Some(name))?;
+    }
     let answer = grounder.ground(&picture, &args.phrase)?;
     println!(
         "{}",

@@ -34,6 +34,11 @@ pub struct InitArgs {
     /// and the context grows by the added image tokens.
     #[arg(long)]
     scale_factor: Option<usize>,
+    /// Shapes of the random model: tiny (the shipped models'), or smolvlm-256m / smolvlm-500m
+    /// (the real checkpoints' shapes at one 512-px tile, on this tokenizer: for benchmarks and
+    /// tests at real size).
+    #[arg(long, default_value = "tiny", conflicts_with = "from")]
+    preset: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,7 +91,10 @@ pub fn run(args: InitArgs) -> Result<()> {
         None => {
             let tokenizer = read(&args.tokenizer)?;
             let tokens = Tokens::from_bytes(&tokenizer)?;
-            let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
+            let config = match args.preset.as_str() {
+                "tiny" => Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token),
+                name => Idefics3Config::smolvlm(name, tokens.image_token)?,
+            };
             let model = Idefics3::new(&config, &device);
             (tokenizer, config, model, "random weights".to_string())
         }

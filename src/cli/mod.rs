@@ -1,6 +1,7 @@
 //! Subcommands. Each returns a library error, which `main` prints before exiting with code 2.
 
 mod bench;
+mod calibrate;
 mod data;
 mod eval;
 mod export;
@@ -39,9 +40,13 @@ enum Command {
     Train(train::TrainArgs),
     /// Per-category table (N, mIoU, Acc@0.3/0.5/0.7, malformed) of a model on a dataset.
     Eval(eval::EvalArgs),
+    /// Fit the map from answer probability to the chance of a hit (IoU >= 0.5) on validation
+    /// data and store it in the bundle (calibration.json): `ground`, the page and the npm package
+    /// then report that chance as the confidence.
+    Calibrate(calibrate::CalibrateArgs),
     /// A run's last checkpoint -> browser bundle (LoRA merged) and PEFT adapter.
     Export(export::ExportArgs),
-    /// Merge an HF PEFT LoRA adapter into a base bundle.
+    /// Merge an HF PEFT LoRA adapter into a base bundle (or keep it beside the base: --name).
     ImportPeft(export::ImportArgs),
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run_cmd(args),
         Command::Eval(args) => eval::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Export(args) => export::export(args),

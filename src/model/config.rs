@@ -240,6 +240,48 @@ impl Idefics3Config {
     }
 }
 
+impl Idefics3Config {
+    /// SmolVLM-256M's and -500M's shapes (`smolvlm-256m`, `smolvlm-500m`) at one 512-px tile
+    /// (no image splitting: 64 image tokens), for benchmarks and tests at real size with random
+    /// weights: SigLIP 768 x 12 layers, patch 16, scale factor 4; the SmolLM2 text model; the
+    /// real vocabulary of 49,280. `image_token_id` comes from the tokenizer used with it.
+    pub fn smolvlm(name: &str, image_token_id: u32) -> Result<Self> {
+        // (hidden, layers, heads, kv heads, intermediate) of the text model.
+        let (hidden, layers, heads, kv, inter) = match name {
+            "smolvlm-256m" => (576, 30, 9, 3, 1536),
+            "smolvlm-500m" => (960, 32, 15, 5, 2560),
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown preset {name:?}; use tiny, smolvlm-256m or smolvlm-500m"
+                )));
+            }
+        };
+        let mut c = Self::tiny(49_280, image_token_id);
+        c.scale_factor = 4;
+        c.vision_config = VisionConfig {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            image_size: 512,
+            ..c.vision_config
+        };
+        c.text_config = TextConfig {
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            num_key_value_heads: Some(kv),
+            head_dim: Some(64),
+            rope_theta: Some(100_000.0),
+            max_position_embeddings: 8192,
+            ..c.text_config
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +293,15 @@ mod tests {
         assert_eq!(c.image_seq_len(), 49);
         let back = Idefics3Config::from_json(&c.to_json()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn smolvlm_presets_have_the_real_shapes() {
+        let c = Idefics3Config::smolvlm("smolvlm-256m", 5).unwrap();
+        assert_eq!(c.image_seq_len(), 64);
+        assert_eq!(c.text_config.head_dim(), 64);
+        assert!(Idefics3Config::smolvlm("smolvlm-500m", 5).is_ok());
+        assert!(Idefics3Config::smolvlm("smolvlm-2b", 5).is_err());
     }
 
     #[test]

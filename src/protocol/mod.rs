@@ -2,6 +2,7 @@
 //! constrained to well-formed boxes, and the IoU metrics.
 
 pub mod answer;
+pub mod calibration;
 pub mod constrain;
 pub mod metrics;
 pub mod prompt;

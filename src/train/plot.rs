@@ -1,12 +1,13 @@
 //! `curves.png`: training loss and validation Acc@0.5 / mIoU against the step, drawn from
-//! `log.csv`.
+//! `log.csv`; `reliability.png`: stated confidence against observed hit rate.
 
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use crate::data::draw::text_rgb;
+use crate::data::draw::{rect_rgb, text_rgb};
 use crate::error::{Error, Result};
+use crate::protocol::calibration::Bin;
 
 const W: u32 = 900;
 const H: u32 = 360;
@@ -112,4 +113,77 @@ fn draw_line(
             }
         }
     }
+}
+
+/// A reliability diagram: for each set of bins (e.g. before and after calibration), each bin's
+/// observed hit rate (a dot, sized by its share of answers) against its mean stated confidence;
+/// the diagonal is perfect calibration.
+pub fn reliability(sets: &[(String, Vec<Bin>, [u8; 3])], out: &Path) -> Result<()> {
+    const S: u32 = 420;
+    const M: i64 = 50;
+    let side = (S as i64 - 2 * M) as f64;
+    let mut img = RgbImage::from_pixel(S, S + 20 * sets.len() as u32, Rgb([255, 255, 255]));
+    let to_px = |c: f64, a: f64| {
+        (
+            M + (c.clamp(0.0, 1.0) * side) as i64,
+            S as i64 - M - (a.clamp(0.0, 1.0) * side) as i64,
+        )
+    };
+    rect_rgb(
+        &mut img,
+        [
+            M as f32,
+            M as f32,
+            (S as i64 - M) as f32,
+            (S as i64 - M) as f32,
+        ],
+        1,
+        [0, 0, 0],
+    );
+    for k in 0..=300 {
+        let (x, y) = to_px(k as f64 / 300.0, k as f64 / 300.0);
+        img.put_pixel(x as u32, y as u32, Rgb([160, 160, 160]));
+    }
+    text_rgb(
+        &mut img,
+        M,
+        16,
+        "hit rate (IoU >= 0.5) vs stated confidence",
+        1,
+        [0, 0, 0],
+    );
+    text_rgb(&mut img, M - 8, S as i64 - M + 8, "0", 1, [90, 90, 90]);
+    text_rgb(
+        &mut img,
+        S as i64 - M - 8,
+        S as i64 - M + 8,
+        "1",
+        1,
+        [90, 90, 90],
+    );
+    text_rgb(&mut img, M - 16, M - 4, "1", 1, [90, 90, 90]);
+    for (i, (label, bins, color)) in sets.iter().enumerate() {
+        let total: usize = bins.iter().map(|b| b.n).sum::<usize>().max(1);
+        for b in bins.iter().filter(|b| b.n > 0) {
+            let (x, y) = to_px(b.confidence, b.accuracy);
+            let r = (2.0 + 10.0 * (b.n as f64 / total as f64).sqrt()) as i64;
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (px, py) = (x + dx, y + dy);
+                    if dx * dx + dy * dy <= r * r
+                        && px >= 0
+                        && py >= 0
+                        && px < S as i64
+                        && py < S as i64
+                    {
+                        img.put_pixel(px as u32, py as u32, Rgb(*color));
+                    }
+                }
+            }
+        }
+        let y = S as i64 + 20 * i as i64;
+        text_rgb(&mut img, M, y, label, 1, *color);
+    }
+    img.save(out)
+        .map_err(|e| Error::Other(format!("cannot write {}: {e}", out.display())))
 }

@@ -210,6 +210,9 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 config: config.clone(),
                 tokens: tokens.clone(),
                 device: device.clone(),
+                calibration: None,
+                switchable: None,
+                adapter: None,
             };
             let e = evaluate(&g, &val, Films::Own, |_| {})?;
             let overall = e.scores.overall();

@@ -17,6 +17,38 @@ pub const WEIGHTS: &str = "model.safetensors";
 pub const MANIFEST: &str = "manifest.json";
 /// Files every bundle holds, besides the manifest.
 pub const FILES: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
+/// The manifest's `format`.
+const FORMAT: &str = "medground-bundle-1";
+/// Files a bundle may hold besides those (listed in its manifest when present).
+pub const OPTIONAL: [&str; 1] = [crate::protocol::calibration::FILE];
+/// Where adapters live in a bundle: `adapters/NAME/` + the PEFT file names.
+const ADAPTERS: &str = "adapters/";
+const ADAPTER_CONFIG: &str = crate::weights::peft::CONFIG;
+const ADAPTER_WEIGHTS_FILE: &str = crate::weights::peft::WEIGHTS_FILE;
+const ADAPTER_WEIGHTS: &str = "/adapter_model.safetensors";
+
+fn adapter_file(name: &str, file: &str) -> String {
+    format!("{ADAPTERS}{name}/{file}")
+}
+
+/// A manifest's file name must stay inside the bundle: relative, no `..`, plain characters.
+fn check_name(name: &str) -> Result<()> {
+    let plain = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if name.split('/').all(plain) {
+        Ok(())
+    } else {
+        Err(Error::Weights(format!(
+            "the manifest lists a file outside the bundle: {name:?}"
+        )))
+    }
+}
+
 /// Largest file a bundle may hold (a guard against reading something that is not a bundle).
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
 
@@ -82,7 +114,7 @@ impl Bundle {
             })
             .collect();
         let manifest = Manifest {
-            format: "medground-bundle-1".into(),
+            format: FORMAT.into(),
             dtype,
             files: entries,
         };
@@ -90,6 +122,85 @@ impl Bundle {
             files,
             manifest: Some(manifest),
         }
+    }
+
+    /// Adds (or replaces) a file and its manifest entry: the calibration `calibrate` fits.
+    /// A bundle read without a manifest (an HF checkpoint folder) gains one, as f32 (what
+    /// merging assumes of such a folder).
+    pub fn with_file(mut self, name: &str, bytes: Vec<u8>) -> Self {
+        self.files.insert(name.to_string(), bytes);
+        let entry = |b: &Vec<u8>| FileEntry {
+            size: b.len() as u64,
+            sha256: sha256_hex(b),
+        };
+        match &mut self.manifest {
+            Some(m) => {
+                m.files.insert(name.to_string(), entry(&self.files[name]));
+            }
+            None => {
+                self.manifest = Some(Manifest {
+                    format: FORMAT.into(),
+                    dtype: Dtype::F32,
+                    files: self
+                        .files
+                        .iter()
+                        .map(|(k, b)| (k.clone(), entry(b)))
+                        .collect(),
+                });
+            }
+        }
+        self
+    }
+
+    /// The names of the LoRA adapters the bundle holds beside its base weights
+    /// (`adapters/NAME/adapter_config.json` and `adapter_model.safetensors`, HF PEFT format).
+    pub fn adapters(&self) -> Vec<String> {
+        self.files
+            .keys()
+            .filter_map(|k| k.strip_prefix(ADAPTERS)?.strip_suffix(ADAPTER_WEIGHTS))
+            .filter(|name| self.files.contains_key(&adapter_file(name, ADAPTER_CONFIG)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The adapter `name`'s config and weights.
+    pub fn adapter(&self, name: &str) -> Result<(&[u8], &[u8])> {
+        let get = |file: &str| {
+            self.files
+                .get(&adapter_file(name, file))
+                .map(Vec::as_slice)
+                .ok_or_else(|| {
+                    Error::Weights(format!(
+                        "the bundle has no adapter {name:?} (it has: {})",
+                        self.adapters().join(", ")
+                    ))
+                })
+        };
+        Ok((get(ADAPTER_CONFIG)?, get(ADAPTER_WEIGHTS_FILE)?))
+    }
+
+    /// Adds a PEFT adapter under `name`, beside the base weights (not merged).
+    pub fn with_adapter(self, name: &str, config: Vec<u8>, weights: Vec<u8>) -> Result<Self> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::Weights(format!(
+                "adapter name {name:?}: use letters, digits, - and _"
+            )));
+        }
+        Ok(self
+            .with_file(&adapter_file(name, ADAPTER_CONFIG), config)
+            .with_file(&adapter_file(name, ADAPTER_WEIGHTS_FILE), weights))
+    }
+
+    /// The bundle's calibrated-confidence map, if it holds one.
+    pub fn calibration(&self) -> Result<Option<crate::protocol::calibration::Calibration>> {
+        self.files
+            .get(crate::protocol::calibration::FILE)
+            .map(|b| crate::protocol::calibration::Calibration::parse(b))
+            .transpose()
     }
 
     /// Assembles a bundle from fetched files (the browser's path) and checks it.
@@ -122,10 +233,39 @@ impl Bundle {
             .exists()
             .then(|| read(MANIFEST))
             .transpose()?;
-        let files = FILES
+        let mut files: BTreeMap<String, Vec<u8>> = FILES
             .iter()
             .map(|name| Ok((name.to_string(), read(name)?)))
             .collect::<Result<_>>()?;
+        for name in OPTIONAL {
+            if dir.join(name).is_file() {
+                files.insert(name.to_string(), read(name)?);
+            }
+        }
+        // Everything else the manifest lists (adapters/NAME/...), by checked relative names;
+        // without a manifest, the adapters found in adapters/.
+        match manifest.as_deref().map(Manifest::parse).transpose()? {
+            Some(m) => {
+                for name in m.files.keys() {
+                    if !files.contains_key(name) {
+                        check_name(name)?;
+                        files.insert(name.clone(), read(name)?);
+                    }
+                }
+            }
+            None => {
+                let entries = std::fs::read_dir(dir.join(ADAPTERS)).into_iter().flatten();
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    for file in [ADAPTER_CONFIG, ADAPTER_WEIGHTS_FILE] {
+                        let rel = adapter_file(&name, file);
+                        if check_name(&rel).is_ok() && dir.join(&rel).is_file() {
+                            files.insert(rel.clone(), read(&rel)?);
+                        }
+                    }
+                }
+            }
+        }
         Self::from_files(files, manifest.as_deref())
     }
 
@@ -134,7 +274,11 @@ impl Bundle {
     pub fn write_dir(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for (name, bytes) in &self.files {
+            check_name(name)?;
             let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
             std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
         }
         if let Some(m) = &self.manifest {

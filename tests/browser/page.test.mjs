@@ -1,6 +1,6 @@
 // The page in headless Debian chromium: WebGPU (SwiftShader on a CPU-only machine) and the CPU
 // fallback give the native CLI's box; a non-image file shows the error; no request leaves the
-// page's origin. Needs: DIST (the trunk build) or ORIGIN (a page already served, e.g. by
+// page's origin; the controls work (several phrases, window/level, download). Needs: DIST (the trunk build) or ORIGIN (a page already served, e.g. by
 // tools/demo.sh: .ci/run checks the README's demo command this way), NATIVE (native answer
 // JSON), CHROMIUM, SHOTS.
 import { test, before, after } from 'node:test';
@@ -64,6 +64,7 @@ async function run(webgpu) {
     assert.ok(iou(answer.box, native.box) >= 0.98, `${JSON.stringify(answer.box)} vs native ${JSON.stringify(native.box)}`);
     await page.screenshot({ path: `${SHOTS}/page-${backend}.png`, fullPage: true });
     await writeFile(`${SHOTS}/answer-${backend}.json`, JSON.stringify(answer));
+    if (!webgpu) await controls(page);
     assert.deepEqual(foreign, [], 'requests left the page origin');
     // Only the build the backend needs is fetched: the CPU-only one without WebGPU.
     assert.deepEqual(wasm, [webgpu ? 'medground_bg.wasm' : 'medground_cpu_bg.wasm']);
@@ -71,6 +72,37 @@ async function run(webgpu) {
   } finally {
     await browser.close();
   }
+}
+
+// The page's controls (on the CPU build, the faster one here): the notice, several phrases at
+// once with a box and a legend entry each, window/level presets, the annotated PNG download.
+async function controls(page) {
+  assert.match(await page.textContent('#notice'), /Not for clinical use/);
+  await page.fill('#phrase', 'the right lung; the left lung; the heart');
+  await page.click('#go');
+  await page.waitForFunction(() => (JSON.parse(document.getElementById('view').dataset.answers || '[]')).length === 3, null, { timeout: 300_000 });
+  const answers = JSON.parse(await page.getAttribute('canvas', 'data-answers'));
+  assert.deepEqual(answers.map((a) => a.phrase), ['the right lung', 'the left lung', 'the heart']);
+  assert.equal(new Set(answers.map((a) => a.colour)).size, 3);
+  const items = await page.$$eval('#legend li', (li) => li.map((l) => l.textContent));
+  assert.equal(items.length, 3);
+  assert.match(items[2], /^the heart: /);
+  assert.match(await page.getAttribute('canvas', 'aria-label'), /3 boxes: the right lung at x/);
+  const sum = () => page.evaluate(() => {
+    const c = document.getElementById('view');
+    return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v) => s + v, 0);
+  });
+  const full = await sum();
+  await page.click('button[data-wl="150,85"]');
+  assert.equal(await page.getAttribute('canvas', 'data-window'), '150,85');
+  assert.notEqual(await sum(), full, 'the lungs preset left the pixels as they were');
+  await page.screenshot({ path: `${SHOTS}/page-controls.png`, fullPage: true });
+  await page.click('button[data-wl="256,128"]');
+  assert.equal(await sum(), full);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+  const png = await readFile(await download.path());
+  assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+  assert.equal(download.suggestedFilename(), 'chest_rg1-medground.png');
 }
 
 test('WebGPU: the drawn box equals the native answer', { timeout: 600_000 }, () => run(true));

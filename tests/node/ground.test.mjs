@@ -17,6 +17,8 @@ test('the package answers as the native CLI on a DICOM film', async () => {
   assert.deepEqual(a.boxNorm, native.boxNorm);
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(a.box[i] - native.box[i]) < 1e-3);
   assert.ok(Math.abs(a.confidence - native.confidence) < 1e-3);
+  assert.ok(Math.abs(a.probability - native.probability) < 1e-3);
+  assert.equal(a.calibrated, native.calibrated);
   assert.equal(a.backend, 'cpu');
 });
 
@@ -24,8 +26,9 @@ test('bad input is a clear exception', async () => {
   const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
   await assert.rejects(g.ground(new TextEncoder().encode('not an image'), 'effusion'), /not a PNG, JPEG or DICOM/);
   await assert.rejects(g.ground(film, '   '), /phrase is empty/);
-  const files = { 'manifest.json': await readFile(`${bundle}/manifest.json`) };
-  for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) files[f] = new Uint8Array(await readFile(`${bundle}/${f}`));
+  const manifest = await readFile(`${bundle}/manifest.json`);
+  const files = { 'manifest.json': manifest };
+  for (const f of Object.keys(JSON.parse(manifest).files)) files[f] = new Uint8Array(await readFile(`${bundle}/${f}`));
   files['model.safetensors'][100] ^= 1;
   await assert.rejects(Grounder.load(files, { backend: 'cpu' }), /checksum/);
 });

@@ -29,11 +29,13 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def median_ms(warm, timed, fn):
+def median_ms(warm, timed, fn, device):
     times = []
     for k in range(warm + timed):
         start = time.perf_counter()
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         if k >= warm:
             times.append((time.perf_counter() - start) * 1000.0)
     return statistics.median(times)
@@ -47,16 +49,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json")
     a = ap.parse_args()
+    device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    inputs = load_file(str(pathlib.Path(a.inputs) / "inputs.safetensors"))
+    inputs = load_file(str(pathlib.Path(a.inputs) / "inputs.safetensors"), device=str(device))
     meta = json.loads((pathlib.Path(a.inputs) / "inputs.json").read_text())
     n_new = meta["new_tokens"]
 
     # Grounding: prefill and n_new greedy tokens.
-    model = Idefics3ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32).eval()
+    model = Idefics3ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32).to(device).eval()
     q_ids = inputs["query_ids"]
     q_pixels = inputs["query_pixels"][:, None]  # [1, images, 3, H, W]
 
@@ -66,12 +70,12 @@ def main():
                            attention_mask=torch.ones_like(q_ids), max_new_tokens=n_new,
                            min_new_tokens=n_new, do_sample=False, pad_token_id=0)
 
-    ground_ms = median_ms(3, a.queries, ground)
+    ground_ms = median_ms(3, a.queries, ground, device)
     rss_infer = peak_rss_mb()
     del model
 
     # Training: stage 2 (vision frozen, LoRA on q/v, connector trained).
-    base = Idefics3ForConditionalGeneration.from_pretrained(a.base, dtype=torch.float32)
+    base = Idefics3ForConditionalGeneration.from_pretrained(a.base, dtype=torch.float32).to(device)
     lo = meta["lora"]
     lora = LoraConfig(r=lo["rank"], lora_alpha=lo["alpha"], lora_dropout=0.0, bias="none",
                       target_modules=lo["modules"])
@@ -95,10 +99,10 @@ def main():
         optim.step()
         optim.zero_grad(set_to_none=True)
 
-    step_ms = median_ms(2, a.steps, step)
+    step_ms = median_ms(2, a.steps, step, device)
     batch = ids.shape[0]
     figures = {
-        "backend": "torch-cpu",
+        "backend": f"torch-{device.type}",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch": batch,
@@ -111,6 +115,8 @@ def main():
         "peak_rss_infer_mb": rss_infer,
         "peak_rss_train_mb": peak_rss_mb(),
     }
+    if device.type == "cuda":
+        figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(figures, indent=2))
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(figures, indent=2))

@@ -1,0 +1,78 @@
+//! `calibrate [DATASET] --model DIR`: grounds every phrase of a validation set, fits the map from
+//! the model's answer probability to the chance that the box hits (IoU >= 0.5), and writes it into
+//! the bundle as `calibration.json` (the manifest updated), or into a copy with `--out`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use medground::eval::Films;
+use medground::protocol::calibration::{self, Calibration, bins};
+use medground::weights::Bundle;
+use medground::{Error, Grounder, Result};
+
+use super::DEMO_MODEL;
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Validation data (any dataset `eval` reads); never the split you report on.
+    #[arg(default_value = "synth:600:val:7")]
+    dataset: String,
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// The bundle to calibrate (written in place unless --out).
+    #[arg(long, default_value = DEMO_MODEL)]
+    model: PathBuf,
+    /// Write the calibrated bundle here instead.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// isotonic (a monotone step curve; default) or platt (a sigmoid of the log-odds).
+    #[arg(long, default_value = "isotonic")]
+    method: String,
+    /// Draw the reliability diagram (before and after, on the fitting data) into this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(a: CalibrateArgs) -> Result<()> {
+    if a.dataset.starts_with("synth:") && a.dataset.contains(":test") {
+        return Err(Error::Other(
+            "calibrate on validation data (e.g. synth:600:val:7), not on the test split".into(),
+        ));
+    }
+    let device = medground::device::parse(&a.device)?;
+    let bundle = Bundle::read_dir(&a.model)?;
+    let g = Grounder::from_bundle(&bundle, &device)?;
+    let (_, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
+    let (probs, hits) = e.outcomes();
+    let c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
+    let rate = hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
+    println!(
+        "{} answers, {:.3} of them hits; ECE {:.3} -> {:.3} ({}, fitted here)",
+        c.n, rate, c.ece_before, c.ece_after, c.method
+    );
+    let out = a.out.unwrap_or(a.model);
+    let plot = a.plot;
+    bundle
+        .with_file(calibration::FILE, c.to_json().into_bytes())
+        .write_dir(&out)?;
+    let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
+    let sets = vec![
+        (
+            format!("answer probability, ECE {:.3}", c.ece_before),
+            bins(&probs, &hits),
+            [200, 60, 40],
+        ),
+        (
+            format!("calibrated, ECE {:.3} (fitted here)", c.ece_after),
+            bins(&after, &hits),
+            [40, 90, 220],
+        ),
+    ];
+    if let Some(plot) = &plot {
+        medground::train::plot::reliability(&sets, plot)?;
+    }
+    eprintln!("wrote {} into {}", calibration::FILE, out.display());
+    Ok(())
+}
