@@ -2,7 +2,7 @@
 //! the loss falls, stage 2 leaves the base weights alone, merged weights answer as the unmerged
 //! LoRA model does, the PEFT adapter round-trips, and a killed run resumes to the same result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,34 +14,11 @@ use medground::train::TrainConfig;
 use medground::train::run::{run, write_outputs};
 use medground::weights::{Bundle, Dtype, peft};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
-}
+mod common;
+use common::{fixture, losses};
 
 fn config(out: &Path, steps: usize) -> TrainConfig {
-    let mut c = TrainConfig::preset("stage2").unwrap();
-    c.base = fixture().to_string_lossy().into_owned();
-    c.lora.rank = 4;
-    c.lora.alpha = 8.0;
-    c.optim.steps = steps;
-    c.optim.warmup_steps = 2;
-    c.optim.batch = 4;
-    c.optim.lr = 1e-2;
-    c.data.train = "synth:4:train".into();
-    c.data.val = "synth:2:val".into();
-    c.run.out = out.to_string_lossy().into_owned();
-    c.run.eval_every = 1000;
-    c.run.checkpoint_every = 5;
-    c
-}
-
-fn losses(out: &Path) -> Vec<f32> {
-    std::fs::read_to_string(out.join("log.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect()
+    common::small_stage2(out, steps, 1e-2)
 }
 
 fn answers(g: &Grounder) -> Vec<String> {

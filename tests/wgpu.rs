@@ -4,6 +4,8 @@
 //! step's to 1e-4, later ones within 0.5 %. Without the feature this file compiles to nothing.
 #![cfg(feature = "wgpu")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use medground::Grounder;
@@ -37,30 +39,10 @@ fn the_demo_answers_on_wgpu_as_on_the_cpu() {
 }
 
 fn config(out: &Path, device: &str) -> TrainConfig {
-    let mut c = TrainConfig::preset("stage2").unwrap();
-    c.base = root().join("tests/fixtures/parity").display().to_string();
-    c.lora.rank = 4;
-    c.lora.alpha = 8.0;
-    c.optim.steps = 3;
-    c.optim.warmup_steps = 1;
-    c.optim.batch = 4;
-    c.optim.lr = 1e-3;
-    c.data.train = "synth:4:train".into();
-    c.data.val = "synth:2:val".into();
-    c.run.out = out.display().to_string();
-    c.run.eval_every = 1000;
+    let mut c = common::small_stage2(out, 3, 1e-3);
     c.run.checkpoint_every = 1000;
     c.run.device = device.into();
     c
-}
-
-fn losses(out: &Path) -> Vec<f32> {
-    std::fs::read_to_string(out.join("log.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect()
 }
 
 #[test]
@@ -70,7 +52,7 @@ fn stage2_on_wgpu_logs_the_cpus_losses() {
         .collect();
     run(&config(&dirs[0], "cpu"), false).unwrap();
     run(&config(&dirs[1], "wgpu"), false).unwrap();
-    let (cpu, gpu) = (losses(&dirs[0]), losses(&dirs[1]));
+    let (cpu, gpu) = (common::losses(&dirs[0]), common::losses(&dirs[1]));
     eprintln!("cpu {cpu:?}\nwgpu {gpu:?}");
     assert_eq!(cpu.len(), 3);
     assert_eq!(gpu.len(), 3);

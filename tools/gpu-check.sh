@@ -6,6 +6,7 @@
 # else carry a binary built here with `cargo build --release --locked --features cuda`
 # (cudarc loads the CUDA libraries at run time, so it builds without them).
 #   DEVICE=cpu bash tools/gpu-check.sh    the dry run on the CPU path (same steps, small sizes)
+#   PYTHON=.venv/bin/python               a Python with torch, transformers and peft (default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -19,9 +20,12 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 py=${PYTHON:-python3}
 "$py" -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__, "peft", peft.__version__)'
 
+# FEATURES= overrides the cargo features (default: cuda, none on the CPU); NO_BUILD=1 uses the
+# binary in target/release as it is.
 features=()
-[ "$device" = cpu ] || features=(--features cuda)
-if command -v cargo >/dev/null; then
+feat=${FEATURES-$([ "$device" = cpu ] || echo cuda)}
+[ -n "$feat" ] && features=(--features "$feat")
+if [ "${NO_BUILD:-0}" != 1 ] && command -v cargo >/dev/null; then
   log "build ${features[*]:-(cpu)}"
   cargo build --release --locked "${features[@]}"
 fi

@@ -156,10 +156,11 @@ for (const b of document.querySelectorAll('[data-sample]')) {
 // The confidence in words: with a calibrated bundle it is the chance that the box is right
 // (IoU >= 0.5 on validation films); without one, only the model's own probability.
 function verdict(a) {
-  const pct = `${(a.confidence * 100).toFixed(0)}%`;
+  const c = a.confidence;
+  const pct = c > 0.99 ? 'over 99%' : c < 0.01 ? 'under 1%' : `${(c * 100).toFixed(0)}%`;
   if (!a.calibrated) return `model probability ${pct} (not calibrated)`;
-  const word = a.confidence >= 0.7 ? 'likely right' : a.confidence >= 0.4 ? 'unsure' : 'likely wrong';
-  return `${word} (${pct} chance the box is right)`;
+  const word = c >= 0.7 ? 'likely right' : c >= 0.4 ? 'unsure' : 'likely wrong';
+  return `${word}: ${pct} of answers this confident were right on synthetic validation films`;
 }
 
 $('adapter').addEventListener('change', async () => {

@@ -2,7 +2,7 @@
 //! probabilities) mapped to the chance that the box overlaps the truth at IoU >= 0.5, fitted on a
 //! validation split by `calibrate` and stored in the bundle as `calibration.json`. Two maps:
 //! isotonic regression (a monotone step curve through the hit rates, by pool-adjacent-violators,
-//! read with linear interpolation between its steps' centres) and Platt scaling on the log-odds,
+//! flat along each step, linear between steps) and Platt scaling on the log-odds,
 //! `sigmoid(a * logit(p) + b)`. The expected calibration error (ECE, 10 equal-width bins) says
 //! how far stated chances are from observed hit rates.
 
@@ -25,7 +25,7 @@ pub struct Calibration {
     pub a: f64,
     #[serde(default)]
     pub b: f64,
-    /// Isotonic: (answer probability, chance of a hit) at the centre of each step, rising.
+    /// Isotonic: (answer probability, chance of a hit) at each step's two ends, rising.
     #[serde(default)]
     pub points: Vec<[f64; 2]>,
     /// The dataset it was fitted on, its size, and the ECE there before and after.
@@ -185,32 +185,53 @@ fn platt(xs: &[f64], ys: &[f64]) -> (f64, f64) {
 }
 
 /// Pool-adjacent-violators over the answers sorted by probability: blocks whose hit rate does
-/// not rise are merged; each block gives (mean probability, hit rate).
+/// not rise are merged. Each block gives its hit rate at its lowest and highest probability, so
+/// the curve is flat inside a block and linear between blocks (as scikit-learn's is).
 fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&i, &j| probs[i].total_cmp(&probs[j]));
-    // (sum of p, sum of y, count) per block.
-    let mut blocks: Vec<(f64, f64, f64)> = Vec::new();
+    struct Block {
+        lo: f64,
+        hi: f64,
+        hits: f64,
+        n: f64,
+    }
+    let mut blocks: Vec<Block> = Vec::new();
     for (k, &i) in order.iter().enumerate() {
         let p = probs[i] as f64;
         // Equal probabilities pool first: one block per distinct value.
-        if k > 0 && probs[order[k - 1]] == probs[i] {
-            let last = blocks.last_mut().expect("a block");
-            *last = (last.0 + p, last.1 + ys[i], last.2 + 1.0);
-        } else {
-            blocks.push((p, ys[i], 1.0));
+        match blocks.last_mut() {
+            Some(last) if k > 0 && probs[order[k - 1]] == probs[i] => {
+                last.hits += ys[i];
+                last.n += 1.0;
+            }
+            _ => blocks.push(Block {
+                lo: p,
+                hi: p,
+                hits: ys[i],
+                n: 1.0,
+            }),
         }
         while blocks.len() > 1 {
-            let (p1, y1, n1) = blocks[blocks.len() - 1];
-            let (p0, y0, n0) = blocks[blocks.len() - 2];
-            if y0 / n0 < y1 / n1 {
+            let (b0, b1) = (&blocks[blocks.len() - 2], &blocks[blocks.len() - 1]);
+            if b0.hits / b0.n < b1.hits / b1.n {
                 break;
             }
-            blocks.pop();
-            *blocks.last_mut().expect("two blocks") = (p0 + p1, y0 + y1, n0 + n1);
+            let b1 = blocks.pop().expect("two blocks");
+            let b0 = blocks.last_mut().expect("two blocks");
+            b0.hi = b1.hi;
+            b0.hits += b1.hits;
+            b0.n += b1.n;
         }
     }
-    blocks.iter().map(|&(p, y, n)| [p / n, y / n]).collect()
+    let mut points = Vec::with_capacity(2 * blocks.len());
+    for b in &blocks {
+        points.push([b.lo, b.hits / b.n]);
+        if b.hi > b.lo {
+            points.push([b.hi, b.hits / b.n]);
+        }
+    }
+    points
 }
 
 /// One bin of a reliability diagram: answers whose stated chance falls in `[lo, hi)`.
@@ -287,7 +308,7 @@ mod tests {
         assert!(Calibration::fit(&probs, &hits, "magic", "t").is_err());
         // Isotonic gives the same two rates, rising, and reads back.
         let c = Calibration::fit(&probs, &hits, "isotonic", "test").unwrap();
-        assert_eq!(c.points.len(), 2);
+        assert_eq!(c.points.len(), 2); // each rate at one probability: one point a step
         assert!((c.apply(0.95) - 0.6).abs() < 1e-6 && (c.apply(0.8) - 0.2).abs() < 1e-6);
         assert!((c.apply(0.875) - 0.4).abs() < 1e-6 && c.apply(0.5) == c.apply(0.8));
         assert!(c.ece_after < 1e-6);

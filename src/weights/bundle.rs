@@ -206,6 +206,12 @@ impl Bundle {
     /// Assembles a bundle from fetched files (the browser's path) and checks it.
     pub fn from_files(files: BTreeMap<String, Vec<u8>>, manifest: Option<&[u8]>) -> Result<Self> {
         let manifest = manifest.map(Manifest::parse).transpose()?;
+        for name in files
+            .keys()
+            .chain(manifest.iter().flat_map(|m| m.files.keys()))
+        {
+            check_name(name)?;
+        }
         let bundle = Self { files, manifest };
         bundle.verify()?;
         Ok(bundle)

@@ -93,8 +93,8 @@ async function controls(page) {
     return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v) => s + v, 0);
   });
   const full = await sum();
-  await page.click('button[data-wl="150,85"]');
-  assert.equal(await page.getAttribute('canvas', 'data-window'), '150,85');
+  await page.click('button[data-wl="200,100"]');
+  assert.equal(await page.getAttribute('canvas', 'data-window'), '200,100');
   assert.notEqual(await sum(), full, 'the lungs preset left the pixels as they were');
   await page.screenshot({ path: `${SHOTS}/page-controls.png`, fullPage: true });
   await page.click('button[data-wl="256,128"]');
