@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use medground::eval::Films;
-use medground::protocol::calibration::{self, Calibration, bins};
+use medground::protocol::calibration::{self, Calibration};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -53,25 +53,16 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         c.n, rate, c.ece_before, c.ece_after, c.method
     );
     let out = a.out.unwrap_or(a.model);
-    let plot = a.plot;
     bundle
         .with_file(calibration::FILE, c.to_json().into_bytes())
         .write_dir(&out)?;
-    let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
-    let sets = vec![
-        (
-            format!("answer probability, ECE {:.3}", c.ece_before),
-            bins(&probs, &hits),
-            [200, 60, 40],
-        ),
-        (
-            format!("calibrated, ECE {:.3} (fitted here)", c.ece_after),
-            bins(&after, &hits),
-            [40, 90, 220],
-        ),
-    ];
-    if let Some(plot) = &plot {
-        medground::train::plot::reliability(&sets, plot)?;
+    if let Some(plot) = &a.plot {
+        let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
+        let curves: Vec<_> = super::eval::reliability_sets(&probs, &hits, Some(&after))
+            .into_iter()
+            .map(|(label, _, b, colour)| (format!("{label} (fitting data)"), b, colour))
+            .collect();
+        medground::train::plot::reliability(&curves, plot)?;
     }
     eprintln!("wrote {} into {}", calibration::FILE, out.display());
     Ok(())

@@ -10,7 +10,7 @@ use medground::data::open;
 use medground::data::preview::{Tile, sheet};
 use medground::data::record::Record;
 use medground::eval::{Evaluation, Films, evaluate};
-use medground::protocol::calibration::{bins, ece};
+use medground::protocol::calibration::{Bin, bins, ece};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -67,29 +67,25 @@ pub fn table(
     let t = e.table();
     println!("{}", t.markdown());
     let (probs, hits) = e.outcomes();
-    let calibrated: Vec<f32> = probs.iter().map(|&p| g.confidence(p)).collect();
-    println!("ECE of the answer probability: {:.3}", ece(&probs, &hits));
-    let mut sets = vec![(
-        format!("answer probability, ECE {:.3}", ece(&probs, &hits)),
-        bins(&probs, &hits),
-        [200, 60, 40],
-    )];
-    if let Some(c) = &g.calibration {
+    let calibrated: Option<Vec<f32>> = g
+        .calibration
+        .as_ref()
+        .map(|c| probs.iter().map(|&p| c.apply(p)).collect());
+    let sets = reliability_sets(&probs, &hits, calibrated.as_deref());
+    println!("ECE of the answer probability: {:.3}", sets[0].1);
+    if let (Some(c), Some(set)) = (&g.calibration, sets.get(1)) {
         println!(
             "ECE of the calibrated confidence (fitted on {}): {:.3}",
-            c.fitted_on,
-            ece(&calibrated, &hits)
+            c.fitted_on, set.1
         );
-        sets.push((
-            format!("calibrated confidence, ECE {:.3}", ece(&calibrated, &hits)),
-            bins(&calibrated, &hits),
-            [40, 90, 220],
-        ));
     }
     if let Some(out) = out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        medground::train::plot::reliability(&sets, &out.join("reliability.png"))?;
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let curves: Vec<_> = sets
+            .into_iter()
+            .map(|(label, _, b, c)| (label, b, c))
+            .collect();
+        medground::train::plot::reliability(&curves, &out.join("reliability.png"))?;
         let write = |name: &str, text: String| {
             std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e))
         };
@@ -163,4 +159,24 @@ pub fn grounded(
     let e = evaluate(g, &records, films, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     Ok((records, e))
+}
+
+/// The reliability diagram's curves, each with its ECE: the answer probability, and the
+/// calibrated confidence when there is one.
+pub fn reliability_sets(
+    probs: &[f32],
+    hits: &[bool],
+    calibrated: Option<&[f32]>,
+) -> Vec<(String, f64, Vec<Bin>, [u8; 3])> {
+    let mut sets = vec![];
+    for (name, values, colour) in [
+        ("answer probability", Some(probs), [200, 60, 40]),
+        ("calibrated confidence", calibrated, [40, 90, 220]),
+    ] {
+        if let Some(v) = values {
+            let e = ece(v, hits);
+            sets.push((format!("{name}, ECE {e:.3}"), e, bins(v, hits), colour));
+        }
+    }
+    sets
 }
