@@ -7,7 +7,7 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen 0.2.130" ]; then
   cargo install wasm-bindgen-cli --version 0.2.130
 fi
-if ! trunk --version 2>/dev/null | grep -q "0.21.14"; then
+if [[ "$(trunk --version 2>/dev/null)" != *"0.21.14"* ]]; then
   cargo install trunk --version 0.21.14 --locked
 fi
 if ! command -v wasm-opt >/dev/null; then
