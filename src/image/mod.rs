@@ -3,6 +3,8 @@
 
 pub mod dicom;
 pub mod preprocess;
+pub mod processor;
+pub mod resample;
 
 use std::io::Cursor;
 

@@ -69,14 +69,39 @@ impl Prompt {
         &self.instruction
     }
 
-    /// The full text fed to the model, with `image_tokens` placeholders.
+    /// The full text fed to the model for one untiled image of `image_tokens` placeholders.
     pub fn render(&self, image_tokens: usize) -> String {
+        self.render_tiled(0, 0, image_tokens)
+    }
+
+    /// The full text for an image cut into `rows` x `cols` tiles plus the global view (0, 0: the
+    /// global view alone), each of `image_tokens` placeholders: the chat template's user turn
+    /// with the image first, as SmolVLM's template writes it, then the instruction.
+    pub fn render_tiled(&self, rows: usize, cols: usize, image_tokens: usize) -> String {
         format!(
-            "{BEGIN}User:{FAKE_TOKEN}{GLOBAL_IMG}{}{FAKE_TOKEN}{}{END_OF_UTTERANCE}\nAssistant:",
-            IMAGE_TOKEN.repeat(image_tokens),
+            "{BEGIN}User:{}{}{END_OF_UTTERANCE}\nAssistant:",
+            image_text(rows, cols, image_tokens),
             self.instruction()
         )
     }
+}
+
+/// What the Idefics3 / SmolVLM processors put in place of an image: for each tile
+/// `<fake_token_around_image><row_R_col_C>` and its placeholders, a newline after each row, then a
+/// newline and the global view `<fake_token_around_image><global-img>…<fake_token_around_image>`.
+pub fn image_text(rows: usize, cols: usize, image_tokens: usize) -> String {
+    let placeholders = IMAGE_TOKEN.repeat(image_tokens);
+    let mut text = String::new();
+    for r in 1..=rows {
+        for c in 1..=cols {
+            text += &format!("{FAKE_TOKEN}<row_{r}_col_{c}>{placeholders}");
+        }
+        text.push('\n');
+    }
+    if rows > 0 || cols > 0 {
+        text.push('\n');
+    }
+    text + &format!("{FAKE_TOKEN}{GLOBAL_IMG}{placeholders}{FAKE_TOKEN}")
 }
 
 /// The training target after the prompt: the answer and the end of the turn.
@@ -102,6 +127,20 @@ mod tests {
             Prompt::new("x", 5).unwrap().instruction(),
             "[refer] where can I locate the x ?"
         );
+    }
+
+    #[test]
+    fn lays_out_tiles_as_the_processor() {
+        let f = "<fake_token_around_image>";
+        assert_eq!(
+            image_text(1, 2, 1),
+            format!("{f}<row_1_col_1><image>{f}<row_1_col_2><image>\n\n{f}<global-img><image>{f}")
+        );
+        let t = Prompt::new("x", 0).unwrap().render_tiled(2, 1, 2);
+        assert!(t.starts_with(&format!(
+            "<|im_start|>User:{f}<row_1_col_1><image><image>\n{f}<row_2_col_1>"
+        )));
+        assert_eq!(t.matches("<image>").count(), 6);
     }
 
     #[test]
