@@ -2,7 +2,6 @@
 //! `tools/reference/make_parity_fixtures.py` and its outputs, checked here to 1e-4 (f32), with
 //! greedy tokens exactly equal.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -11,6 +10,9 @@ use medground::model::generate::{Policy, generate};
 use medground::model::{Batch, Idefics3, Idefics3Config};
 use medground::tokens::Tokens;
 use serde::Deserialize;
+
+mod reference;
+use reference::{Arrays, assert_close};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
@@ -27,7 +29,7 @@ struct Fixture {
     model: Idefics3,
     config: Idefics3Config,
     expected: Expected,
-    arrays: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    arrays: Arrays,
     device: Device,
 }
 
@@ -45,20 +47,7 @@ fn fixture() -> Fixture {
     let expected: Expected =
         serde_json::from_str(&std::fs::read_to_string(dir().join("expected.json")).unwrap())
             .unwrap();
-    let bytes = std::fs::read(dir().join("expected.safetensors")).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let arrays = tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, (view.shape().to_vec(), data))
-        })
-        .collect();
+    let arrays = reference::arrays(&dir().join("expected.safetensors"));
     Fixture {
         model,
         config,
@@ -68,21 +57,9 @@ fn fixture() -> Fixture {
     }
 }
 
-fn assert_close(name: &str, got: Tensor<3>, want: &(Vec<usize>, Vec<f32>)) {
-    assert_eq!(got.dims().to_vec(), want.0, "{name} shape");
-    let got = got.into_data().try_to_vec::<f32>().unwrap();
-    let mut worst = 0.0f32;
-    for (a, b) in got.iter().zip(&want.1) {
-        worst = worst.max((a - b).abs() / b.abs().max(1.0));
-    }
-    assert!(worst <= 1e-4, "{name}: largest difference {worst}");
-}
-
 impl Fixture {
     fn pixels(&self) -> Tensor<4> {
-        let (shape, data) = &self.arrays["pixel_values"];
-        Tensor::<1>::from_data(TensorData::new(data.clone(), [data.len()]), &self.device)
-            .reshape([shape[0], shape[1], shape[2], shape[3]])
+        reference::tensor(&self.arrays["pixel_values"], &self.device)
     }
 }
 

@@ -12,6 +12,8 @@ use medground::protocol::prompt::Prompt;
 use medground::tokens::Tokens;
 use serde::Deserialize;
 
+mod reference;
+
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processor")
 }
@@ -49,21 +51,8 @@ fn settings() -> Settings {
         .unwrap()
 }
 
-fn arrays() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(dir().join("expected.safetensors")).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, (view.shape().to_vec(), data))
-        })
-        .collect()
+fn arrays() -> reference::Arrays {
+    reference::arrays(&dir().join("expected.safetensors"))
 }
 
 fn picture(name: &str) -> medground::image::Picture {

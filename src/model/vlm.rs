@@ -24,12 +24,14 @@ pub struct Idefics3 {
     pub lm_head: Option<Linear>,
 }
 
-/// A batch of prompts, each holding one image's worth of `<image>` placeholders.
+/// A batch of prompts, each holding its image's `<image>` placeholders: one tile's worth, or
+/// for a tiled image (SmolVLM's processor) each tile's in turn, the global view last.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Token ids, `[batch][seq]`, all rows the same length.
     pub ids: Vec<Vec<u32>>,
-    /// Pixels `[batch, channels, H, W]` in [-1, 1].
+    /// Pixels `[batch * tiles, channels, H, W]` in [-1, 1], each row's tiles together and in
+    /// prompt order (`tiles` is 1 for an untiled image).
     pub pixels: Tensor<4>,
 }
 
@@ -105,6 +107,10 @@ impl Idefics3 {
     ) -> (Tensor<3>, Tensor<3>) {
         let patches = self.model.vision_model.forward(batch.pixels.clone());
         let images = self.model.connector.forward(patches.clone());
+        // A row's tiles in sequence: [batch * tiles, n, d] -> [batch, tiles * n, d].
+        let [rows_tiles, n, d] = images.dims();
+        let b = batch.ids.len().max(1);
+        let images = images.reshape([b, rows_tiles / b * n, d]);
         (
             self.merge_embeddings(&batch.ids, image_token, images),
             patches,

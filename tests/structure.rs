@@ -1,0 +1,157 @@
+//! Parity at SmolVLM's structure: `tools/reference/make_structure_fixture.py` built a random
+//! Idefics3 shaped like SmolVLM-256M (64-px tiles here instead of 512, pixel shuffle by 4, tied
+//! embeddings) and ran transformers' processor and model on a tall and a wide image, each cut
+//! into tiles plus the global view. medground's processor, prompt and model must give the same
+//! pixel values and input ids exactly, vision, connector and logits within 1e-4, and the same
+//! greedy tokens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use medground::image::decode;
+use medground::image::processor::{Settings, process};
+use medground::model::generate::{Policy, generate};
+use medground::model::{Batch, Idefics3, Idefics3Config};
+use medground::protocol::prompt::Prompt;
+use medground::tokens::Tokens;
+use serde::Deserialize;
+
+mod reference;
+use reference::assert_close;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/structure")
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(dir().join(name)).unwrap()
+}
+
+#[derive(Deserialize)]
+struct Image {
+    rows: usize,
+    cols: usize,
+    input_ids: Vec<u32>,
+    greedy_tokens: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    phrase: String,
+    image_seq_len: usize,
+    images: BTreeMap<String, Image>,
+}
+
+struct Case {
+    name: String,
+    want: Image,
+    /// Our processor's pixels, `[tiles, 3, tile, tile]`, and our prompt's ids.
+    pixels: Tensor<4>,
+    ids: Vec<u32>,
+}
+
+struct Fixture {
+    model: Idefics3,
+    config: Idefics3Config,
+    arrays: reference::Arrays,
+    cases: Vec<Case>,
+}
+
+fn fixture() -> Fixture {
+    let device = Device::flex();
+    let config = Idefics3Config::from_json(&read("config.json")).unwrap();
+    let mut model = Idefics3::new(&config, &device);
+    medground::weights::safetensors::load(
+        &mut model,
+        std::fs::read(dir().join("model.safetensors")).unwrap(),
+    )
+    .unwrap();
+    let expected: Expected = serde_json::from_str(&read("expected.json")).unwrap();
+    let settings = Settings::from_json(&read("preprocessor_config.json")).unwrap();
+    let tokens = Tokens::from_bytes(read("tokenizer.json").as_bytes()).unwrap();
+    assert_eq!(config.image_seq_len(), expected.image_seq_len);
+    let prompt = Prompt::new(&expected.phrase, 0).unwrap();
+    let cases = expected
+        .images
+        .into_iter()
+        .map(|(name, want)| {
+            let picture =
+                decode(&std::fs::read(dir().join(format!("{name}.png"))).unwrap()).unwrap();
+            let tiles = process(&picture, &settings).unwrap();
+            assert_eq!((tiles.rows, tiles.cols), (want.rows, want.cols), "{name}");
+            let (n, t) = (tiles.count(), tiles.size);
+            let pixels =
+                Tensor::<1>::from_data(TensorData::new(tiles.pixels, [n * 3 * t * t]), &device)
+                    .reshape([n, 3, t, t]);
+            let text = prompt.render_tiled(tiles.rows, tiles.cols, config.image_seq_len());
+            let ids = tokens.encode(&text).unwrap();
+            Case {
+                name,
+                want,
+                pixels,
+                ids,
+            }
+        })
+        .collect();
+    Fixture {
+        model,
+        config,
+        arrays: reference::arrays(&dir().join("expected.safetensors")),
+        cases,
+    }
+}
+
+#[test]
+fn tiles_and_ids_equal_transformers() {
+    let f = fixture();
+    assert_eq!(f.cases.len(), 2);
+    for c in &f.cases {
+        assert!(c.want.rows * c.want.cols > 1, "{}: not tiled", c.name);
+        let (shape, want) = &f.arrays[&format!("{}.pixel_values", c.name)];
+        assert_eq!(&c.pixels.dims().to_vec(), shape, "{}", c.name);
+        let ours = c.pixels.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!(ours == *want, "{}: pixel values differ", c.name);
+        assert_eq!(c.ids, c.want.input_ids, "{}", c.name);
+    }
+}
+
+#[test]
+fn vision_connector_and_logits_match_to_1e4() {
+    let f = fixture();
+    for c in &f.cases {
+        let key = |k: &str| &f.arrays[&format!("{}.{k}", c.name)];
+        let vision = f.model.model.vision_model.forward(c.pixels.clone());
+        assert_close(&format!("{} vision", c.name), vision.clone(), key("vision"));
+        let connector = f.model.model.connector.forward(vision);
+        assert_close(
+            &format!("{} connector", c.name),
+            connector,
+            key("connector"),
+        );
+        let batch = Batch {
+            ids: vec![c.ids.clone()],
+            pixels: c.pixels.clone(),
+        };
+        let logits = f.model.forward(&batch, f.config.image_token_id, None);
+        assert_close(&format!("{} logits", c.name), logits, key("logits"));
+    }
+}
+
+#[test]
+fn greedy_tokens_match_exactly() {
+    let f = fixture();
+    for c in &f.cases {
+        let batch = Batch {
+            ids: vec![c.ids.clone()],
+            pixels: c.pixels.clone(),
+        };
+        let embeds = f.model.embed_batch(&batch, f.config.image_token_id);
+        let policy = Policy::Greedy {
+            eos: None,
+            max_new: c.want.greedy_tokens.len(),
+        };
+        let out = pollster::block_on(generate(&f.model, embeds, policy)).unwrap();
+        assert_eq!(out.tokens, c.want.greedy_tokens, "{}", c.name);
+    }
+}
