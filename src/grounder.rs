@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::image::processor::{self, Settings};
 use crate::image::{Picture, preprocess::model_input};
 use crate::model::generate::{MAX_BOX_TOKENS, Policy, generate};
 use crate::model::{Batch, Idefics3, Idefics3Config};
@@ -47,6 +48,9 @@ pub struct Grounder {
     pub switchable: Option<Bundle>,
     /// The adapter merged into the weights now (none: the bundle's base weights).
     pub adapter: Option<String>,
+    /// The checkpoint's image processor (SmolVLM's tiles), when the bundle holds
+    /// `preprocessor_config.json`; without it, one image squashed to the vision tower's size.
+    pub processor: Option<Settings>,
 }
 
 impl Grounder {
@@ -68,6 +72,25 @@ impl Grounder {
             ));
         }
         let calibration = bundle.calibration()?;
+        let processor = bundle
+            .files
+            .get(processor::FILE)
+            .map(|b| {
+                let text = std::str::from_utf8(b)
+                    .map_err(|_| Error::Config(format!("{} is not UTF-8", processor::FILE)))?;
+                Settings::from_json(text)
+            })
+            .transpose()?;
+        if let Some(p) = &processor
+            && p.tile != config.vision_config.image_size
+        {
+            return Err(Error::Config(format!(
+                "{}: tiles of {} px, but the vision tower takes {} px",
+                processor::FILE,
+                p.tile,
+                config.vision_config.image_size
+            )));
+        }
         let mut model = Idefics3::new(&config, device);
         crate::weights::safetensors::load(&mut model, bundle.file(bundle::WEIGHTS).to_vec())?;
         Ok(Self {
@@ -78,6 +101,7 @@ impl Grounder {
             calibration,
             switchable: (!bundle.adapters().is_empty()).then(|| bundle.clone()),
             adapter: None,
+            processor,
         })
     }
 
@@ -106,12 +130,22 @@ impl Grounder {
         Ok(())
     }
 
-    /// Token ids of the evaluation prompt for `phrase`, checked against the context length.
+    /// Token ids of the evaluation prompt for `phrase` with one untiled image, checked against
+    /// the context length.
     pub fn prompt_ids(&self, phrase: &str, template: usize) -> Result<Vec<u32>> {
+        self.tiled_prompt_ids(phrase, template, (0, 0))
+    }
+
+    /// [`Self::prompt_ids`] for an image cut into `rows` x `cols` tiles plus the global view.
+    pub fn tiled_prompt_ids(
+        &self,
+        phrase: &str,
+        template: usize,
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<u32>> {
         let prompt = Prompt::new(phrase, template)?;
-        let ids = self
-            .tokens
-            .encode(&prompt.render(self.config.image_seq_len()))?;
+        let text = prompt.render_tiled(rows, cols, self.config.image_seq_len());
+        let ids = self.tokens.encode(&text)?;
         let limit = self.config.text_config.max_position_embeddings;
         if ids.len() + MAX_BOX_TOKENS > limit {
             return Err(Error::Phrase(format!(
@@ -130,13 +164,30 @@ impl Grounder {
             .reshape([1, 3, s, s])
     }
 
+    /// The model's input for `phrase` on `picture`: through the checkpoint's processor (tiles
+    /// and their prompt) when it has one, else one squashed image.
+    pub fn inputs(&self, picture: &Picture, phrase: &str) -> Result<Batch> {
+        let Some(settings) = &self.processor else {
+            return Ok(Batch {
+                ids: vec![self.prompt_ids(phrase, 0)?],
+                pixels: self.pixels(picture),
+            });
+        };
+        let tiles = processor::process(picture, settings)?;
+        let ids = self.tiled_prompt_ids(phrase, 0, (tiles.rows, tiles.cols))?;
+        let (n, t) = (tiles.count(), tiles.size);
+        let pixels =
+            Tensor::<1>::from_data(TensorData::new(tiles.pixels, [n * 3 * t * t]), &self.device)
+                .reshape([n, 3, t, t]);
+        Ok(Batch {
+            ids: vec![ids],
+            pixels,
+        })
+    }
+
     /// The model's constrained answer text for `phrase` on `picture`, and its confidence.
     pub async fn answer_async(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
-        let ids = self.prompt_ids(phrase, 0)?;
-        let batch = Batch {
-            ids: vec![ids],
-            pixels: self.pixels(picture),
-        };
+        let batch = self.inputs(picture, phrase)?;
         let embeds = self.model.embed_batch(&batch, self.config.image_token_id);
         let policy = Policy::Box {
             vocab: &self.tokens.answer_vocab,

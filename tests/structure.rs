@@ -155,3 +155,33 @@ fn greedy_tokens_match_exactly() {
         assert_eq!(out.tokens, c.want.greedy_tokens, "{}", c.name);
     }
 }
+
+#[test]
+fn the_grounder_reads_the_checkpoint_processor_and_answers_tiled() {
+    let f = fixture();
+    let bundle = medground::weights::Bundle::read_dir(&dir()).unwrap();
+    let g = medground::grounder::Grounder::from_bundle(&bundle, &Device::flex()).unwrap();
+    assert!(g.processor.is_some());
+    let expected: Expected = serde_json::from_str(&read("expected.json")).unwrap();
+    for c in &f.cases {
+        let picture =
+            decode(&std::fs::read(dir().join(format!("{}.png", c.name))).unwrap()).unwrap();
+        let batch = g.inputs(&picture, &expected.phrase).unwrap();
+        assert_eq!(batch.ids[0], c.want.input_ids, "{}", c.name);
+        assert_eq!(batch.pixels.dims(), c.pixels.dims(), "{}", c.name);
+        // The product path answers on the tiled input (a box parsed from the constrained text).
+        let grounding = g.ground(&picture, &expected.phrase).unwrap();
+        assert_eq!(grounding.text.matches('<').count(), 4, "{grounding:?}");
+    }
+    // A processor whose tiles do not fit the vision tower is refused by name.
+    let wrong =
+        read("preprocessor_config.json").replace("\"longest_edge\": 64", "\"longest_edge\": 32");
+    let bundle = bundle.with_file(medground::image::processor::FILE, wrong.into_bytes());
+    let err = medground::grounder::Grounder::from_bundle(&bundle, &Device::flex())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("preprocessor_config.json"),
+        "{err}"
+    );
+}

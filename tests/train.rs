@@ -109,6 +109,7 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         calibration: None,
         switchable: None,
         adapter: None,
+        processor: None,
     };
     let want = answers(&unmerged);
     let merged_dir = tempfile::tempdir().unwrap();

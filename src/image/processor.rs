@@ -12,6 +12,9 @@ use super::Picture;
 use super::resample::{Filter, resize_u8};
 use crate::error::{Error, Result};
 
+/// The checkpoint's processor settings file, optional in a bundle.
+pub const FILE: &str = "preprocessor_config.json";
+
 /// transformers' absolute cap on the first resize (`MAX_IMAGE_SIZE`).
 const MAX_IMAGE_SIZE: usize = 4096;
 

@@ -213,6 +213,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 calibration: None,
                 switchable: None,
                 adapter: None,
+                processor: None,
             };
             let e = evaluate(&g, &val, Films::Own, |_| {})?;
             let overall = e.scores.overall();

@@ -20,7 +20,10 @@ pub const FILES: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
 /// The manifest's `format`.
 const FORMAT: &str = "medground-bundle-1";
 /// Files a bundle may hold besides those (listed in its manifest when present).
-pub const OPTIONAL: [&str; 1] = [crate::protocol::calibration::FILE];
+pub const OPTIONAL: [&str; 2] = [
+    crate::protocol::calibration::FILE,
+    crate::image::processor::FILE,
+];
 /// Where adapters live in a bundle: `adapters/NAME/` + the PEFT file names.
 const ADAPTERS: &str = "adapters/";
 const ADAPTER_CONFIG: &str = crate::weights::peft::CONFIG;

@@ -246,10 +246,17 @@ pub fn merge(base: &Bundle, config_json: &[u8], adapter: &[u8]) -> Result<Bundle
         .map_or(super::Dtype::F32, |m| m.dtype);
     let config = String::from_utf8(base.file(super::bundle::CONFIG).to_vec())
         .map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
-    Ok(Bundle::new(
+    let merged = Bundle::new(
         config,
         base.file(super::bundle::TOKENIZER).to_vec(),
         merged,
         dtype,
-    ))
+    );
+    // The base's processor settings serve the merged model as they are (a calibration does
+    // not: it was fitted to the base's answers).
+    let processor = crate::image::processor::FILE;
+    Ok(match base.files.get(processor) {
+        Some(bytes) => merged.with_file(processor, bytes.clone()),
+        None => merged,
+    })
 }
