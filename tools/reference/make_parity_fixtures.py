@@ -52,26 +52,23 @@ def prompt():
             "<end_of_utterance>\nAssistant:")
 
 
-def main():
-    torch.manual_seed(0)
-    OUT.mkdir(parents=True, exist_ok=True)
-    tok = tokenizer()
-    tok.save(str(OUT / "tokenizer.json"))
-    vocab = tok.get_vocab_size()
+def small_model(image_token_id, vocab, image_size, patch, scale, tied, rope_theta, max_positions):
+    """A random Idefics3 at small widths (vision 32 wide, text 48, two layers each), its weights
+    larger than the default init so that the checks are not trivially near zero."""
     config = Idefics3Config(
-        image_token_id=tok.token_to_id("<image>"),
-        scale_factor=SCALE,
-        tie_word_embeddings=False,
+        image_token_id=image_token_id,
+        scale_factor=scale,
+        tie_word_embeddings=tied,
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH,
+                           num_attention_heads=2, image_size=image_size, patch_size=patch,
                            num_channels=3, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
         text_config=dict(vocab_size=vocab, hidden_size=48, intermediate_size=96,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         rms_norm_eps=1e-5, rope_theta=10000.0, max_position_embeddings=256,
-                         tie_word_embeddings=False, hidden_act="silu"),
+                         rms_norm_eps=1e-5, rope_theta=rope_theta,
+                         max_position_embeddings=max_positions, tie_word_embeddings=tied,
+                         hidden_act="silu"),
     )
     model = Idefics3ForConditionalGeneration(config).eval()
-    # Larger random weights than the default init so that the check is not trivially near zero.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() > 1:
@@ -80,6 +77,17 @@ def main():
                 p.uniform_(0.5, 1.5)
             else:
                 p.normal_(0.0, 0.1)
+    return model
+
+
+def main():
+    torch.manual_seed(0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    tok = tokenizer()
+    tok.save(str(OUT / "tokenizer.json"))
+    vocab = tok.get_vocab_size()
+    model = small_model(tok.token_to_id("<image>"), vocab, IMAGE_SIZE, PATCH, SCALE, tied=False,
+                        rope_theta=10000.0, max_positions=256)
     model.save_pretrained(OUT, safe_serialization=True)
     for extra in ["generation_config.json"]:
         (OUT / extra).unlink(missing_ok=True)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from transformers import Idefics3Config, Idefics3ForConditionalGeneration, PreTrainedTokenizerFast
+from make_parity_fixtures import small_model
+from transformers import PreTrainedTokenizerFast
 from transformers.models.idefics3 import Idefics3Processor
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
@@ -50,27 +51,8 @@ def main():
     settings = {k: v for k, v in pre.items() if k not in ("image_processor_type", "processor_class")}
     proc = Idefics3Processor(Idefics3ImageProcessorPil(**settings), tok, image_seq_len=SEQ,
                              chat_template=DEFAULT_CHAT_TEMPLATE)
-    config = Idefics3Config(
-        image_token_id=tok.convert_tokens_to_ids("<image>"),
-        scale_factor=SCALE,
-        tie_word_embeddings=True,
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=TILE, patch_size=PATCH,
-                           num_channels=3, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
-        text_config=dict(vocab_size=len(tok), hidden_size=48, intermediate_size=96,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         rms_norm_eps=1e-5, rope_theta=100000.0, max_position_embeddings=512,
-                         tie_word_embeddings=True, hidden_act="silu"),
-    )
-    model = Idefics3ForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.2)
-            elif "norm" in name:
-                p.uniform_(0.5, 1.5)
-            else:
-                p.normal_(0.0, 0.1)
+    model = small_model(tok.convert_tokens_to_ids("<image>"), len(tok), TILE, PATCH, SCALE,
+                        tied=True, rope_theta=100000.0, max_positions=512)
     model.save_pretrained(OUT, safe_serialization=True)
     (OUT / "generation_config.json").unlink(missing_ok=True)
 
