@@ -17,7 +17,6 @@ import json
 import pathlib
 import shutil
 
-import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
