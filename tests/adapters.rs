@@ -84,6 +84,12 @@ fn a_manifest_cannot_name_files_outside_the_bundle() {
     std::fs::write(&path, text.replace("adapters/findings/", "../../")).unwrap();
     let e = Bundle::read_dir(dir.path()).unwrap_err().to_string();
     assert!(e.contains("outside the bundle"), "{e}");
+    // The browser's path (files fetched by the manifest's names) refuses it the same way.
+    let bad = text.replace("adapters/findings/", "../../");
+    let e = Bundle::from_files(bundle.files.clone(), Some(bad.as_bytes()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("outside the bundle"), "{e}");
     // A listed adapter file that is missing is named.
     std::fs::write(&path, text).unwrap();
     std::fs::remove_file(dir.path().join("adapters/findings/adapter_config.json")).unwrap();

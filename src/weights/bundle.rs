@@ -92,8 +92,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
+    /// Parses a manifest and checks that every name it lists stays inside the bundle.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Weights(format!("{MANIFEST}: {e}")))
+        let m: Self = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Weights(format!("{MANIFEST}: {e}")))?;
+        m.files.keys().try_for_each(|name| check_name(name))?;
+        Ok(m)
     }
 }
 
@@ -209,10 +213,7 @@ impl Bundle {
     /// Assembles a bundle from fetched files (the browser's path) and checks it.
     pub fn from_files(files: BTreeMap<String, Vec<u8>>, manifest: Option<&[u8]>) -> Result<Self> {
         let manifest = manifest.map(Manifest::parse).transpose()?;
-        for name in files
-            .keys()
-            .chain(manifest.iter().flat_map(|m| m.files.keys()))
-        {
+        for name in files.keys() {
             check_name(name)?;
         }
         let bundle = Self { files, manifest };
@@ -257,7 +258,6 @@ impl Bundle {
             Some(m) => {
                 for name in m.files.keys() {
                     if !files.contains_key(name) {
-                        check_name(name)?;
                         files.insert(name.clone(), read(name)?);
                     }
                 }
