@@ -72,15 +72,7 @@ impl Grounder {
             ));
         }
         let calibration = bundle.calibration()?;
-        let processor = bundle
-            .files
-            .get(processor::FILE)
-            .map(|b| {
-                let text = std::str::from_utf8(b)
-                    .map_err(|_| Error::Config(format!("{} is not UTF-8", processor::FILE)))?;
-                Settings::from_json(text)
-            })
-            .transpose()?;
+        let processor = bundle.processor()?;
         if let Some(p) = &processor
             && p.tile != config.vision_config.image_size
         {
@@ -159,9 +151,13 @@ impl Grounder {
     /// The model's input tensor for a picture, `[1, 3, S, S]`.
     pub fn pixels(&self, picture: &Picture) -> Tensor<4> {
         let s = self.config.vision_config.image_size;
-        let data = model_input(picture, s as u32);
-        Tensor::<1>::from_data(TensorData::new(data, [3 * s * s]), &self.device)
-            .reshape([1, 3, s, s])
+        self.image_tensor(model_input(picture, s as u32), 1, s)
+    }
+
+    /// `[n, 3, size, size]` from channel-first values.
+    fn image_tensor(&self, data: Vec<f32>, n: usize, size: usize) -> Tensor<4> {
+        Tensor::<1>::from_data(TensorData::new(data, [n * 3 * size * size]), &self.device)
+            .reshape([n, 3, size, size])
     }
 
     /// The model's input for `phrase` on `picture`: through the checkpoint's processor (tiles
@@ -175,13 +171,10 @@ impl Grounder {
         };
         let tiles = processor::process(picture, settings)?;
         let ids = self.tiled_prompt_ids(phrase, 0, (tiles.rows, tiles.cols))?;
-        let (n, t) = (tiles.count(), tiles.size);
-        let pixels =
-            Tensor::<1>::from_data(TensorData::new(tiles.pixels, [n * 3 * t * t]), &self.device)
-                .reshape([n, 3, t, t]);
+        let (n, size) = (tiles.count(), tiles.size);
         Ok(Batch {
             ids: vec![ids],
-            pixels,
+            pixels: self.image_tensor(tiles.pixels, n, size),
         })
     }
 

@@ -24,7 +24,8 @@ struct Edge {
 }
 
 /// `preprocessor_config.json` of an Idefics3 / SmolVLM checkpoint; absent keys take the image
-/// processor class's defaults.
+/// processor class's defaults. (`do_pad` pads a batch's images to the largest; one image's
+/// tiles are all one size, so it is not read.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 struct Raw {
@@ -40,7 +41,6 @@ struct Raw {
     image_mean: Vec<f64>,
     image_std: Vec<f64>,
     do_convert_rgb: bool,
-    do_pad: bool,
 }
 
 impl Default for Raw {
@@ -62,7 +62,6 @@ impl Default for Raw {
             image_mean: vec![0.5; 3],
             image_std: vec![0.5; 3],
             do_convert_rgb: true,
-            do_pad: true,
         }
     }
 }
@@ -139,8 +138,6 @@ impl Settings {
         } else {
             None
         };
-        // `do_pad` pads the images of a batch to the largest; one image's tiles are all one size.
-        let _ = raw.do_pad;
         Ok(Self {
             longest_edge,
             tile,
@@ -204,57 +201,74 @@ pub fn tiled_size(height: usize, width: usize, tile: usize) -> (usize, usize) {
     }
 }
 
-/// Rows and columns of tiles for an image of `height` x `width` (0, 0 when it is not split).
-pub fn grid(height: usize, width: usize, s: &Settings) -> Result<(usize, usize)> {
-    if !s.split {
-        return Ok((0, 0));
-    }
-    let (h, w) = match s.longest_edge {
+/// The sizes an image goes through: `(height, width)` after the first resize and after the
+/// resize to whole tiles, and the grid of tiles (0, 0 when it is not split).
+struct Plan {
+    resized: (usize, usize),
+    tiled: (usize, usize),
+    grid: (usize, usize),
+}
+
+fn plan(height: usize, width: usize, s: &Settings) -> Result<Plan> {
+    let resized = match s.longest_edge {
         Some(e) => resized_size(height, width, e),
         None => (height, width),
     };
-    let (h, w) = tiled_size(h, w, s.tile);
+    if !s.split {
+        return Ok(Plan {
+            resized,
+            tiled: resized,
+            grid: (0, 0),
+        });
+    }
+    let (h, w) = tiled_size(resized.0, resized.1, s.tile);
     if h == 0 || w == 0 {
         return Err(Error::Image(format!(
             "a {width}x{height} image is too narrow to cut into {}-px tiles",
             s.tile
         )));
     }
-    Ok(if h > s.tile || w > s.tile {
+    let grid = if h > s.tile || w > s.tile {
         (h / s.tile, w / s.tile)
     } else {
         (0, 0)
+    };
+    Ok(Plan {
+        resized,
+        tiled: (h, w),
+        grid,
     })
+}
+
+/// Rows and columns of tiles for an image of `height` x `width` (0, 0 when it is not split).
+pub fn grid(height: usize, width: usize, s: &Settings) -> Result<(usize, usize)> {
+    Ok(plan(height, width, s)?.grid)
 }
 
 /// Runs the processor on a picture (8-bit quantised first, as a PNG or JPEG would be).
 pub fn process(picture: &Picture, s: &Settings) -> Result<Tiles> {
     let ch = picture.channels;
-    let (mut w, mut h) = (picture.width as usize, picture.height as usize);
-    let mut img: Vec<u8> = picture
+    let (w0, h0) = (picture.width as usize, picture.height as usize);
+    let Plan {
+        resized,
+        tiled,
+        grid: (rows, cols),
+    } = plan(h0, w0, s)?;
+    let resize = |img: &[u8], (fh, fw): (usize, usize), (th, tw): (usize, usize)| {
+        if (fh, fw) == (th, tw) {
+            img.to_vec()
+        } else {
+            resize_u8(img, (fw, fh), ch, (tw, th), s.filter)
+        }
+    };
+    let img: Vec<u8> = picture
         .data
         .iter()
         .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect();
-    let resize = |img: &[u8], from: (usize, usize), to: (usize, usize)| {
-        if from == to {
-            img.to_vec()
-        } else {
-            resize_u8(img, from, ch, to, s.filter)
-        }
-    };
-    let (rows, cols) = grid(h, w, s)?;
-    if let Some(e) = s.longest_edge {
-        let (nh, nw) = resized_size(h, w, e);
-        img = resize(&img, (w, h), (nw, nh));
-        (w, h) = (nw, nh);
-    }
-    if s.split {
-        let (nh, nw) = tiled_size(h, w, s.tile);
-        img = resize(&img, (w, h), (nw, nh));
-        (w, h) = (nw, nh);
-    }
-    let t = s.tile;
+    let img = resize(&img, (h0, w0), resized);
+    let img = resize(&img, resized, tiled);
+    let (t, w) = (s.tile, tiled.1);
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(rows * cols + 1);
     for r in 0..rows {
         for c in 0..cols {
@@ -265,7 +279,7 @@ pub fn process(picture: &Picture, s: &Settings) -> Result<Tiles> {
             frames.push(crop);
         }
     }
-    frames.push(resize(&img, (w, h), (t, t)));
+    frames.push(resize(&img, tiled, (t, t)));
     let plane = t * t;
     let mut pixels = vec![0.0f32; frames.len() * 3 * plane];
     for (f, frame) in frames.iter().enumerate() {

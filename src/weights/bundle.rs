@@ -210,6 +210,19 @@ impl Bundle {
             .transpose()
     }
 
+    /// The checkpoint's image processor settings, if the bundle holds them.
+    pub fn processor(&self) -> Result<Option<crate::image::processor::Settings>> {
+        let name = crate::image::processor::FILE;
+        self.files
+            .get(name)
+            .map(|b| {
+                let text = std::str::from_utf8(b)
+                    .map_err(|_| Error::Config(format!("{name} is not UTF-8")))?;
+                crate::image::processor::Settings::from_json(text)
+            })
+            .transpose()
+    }
+
     /// Assembles a bundle from fetched files (the browser's path) and checks it.
     pub fn from_files(files: BTreeMap<String, Vec<u8>>, manifest: Option<&[u8]>) -> Result<Self> {
         let manifest = manifest.map(Manifest::parse).transpose()?;
