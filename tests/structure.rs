@@ -185,3 +185,56 @@ fn the_grounder_reads_the_checkpoint_processor_and_answers_tiled() {
         "{err}"
     );
 }
+
+#[derive(Deserialize)]
+struct Chat {
+    answer: String,
+    answer_ids: Vec<u32>,
+    answer_vocab: Vec<u32>,
+    tall_input_ids: Vec<u32>,
+    tall_text: String,
+}
+
+#[test]
+fn a_chat_base_spells_the_answer_in_its_own_tokens() {
+    // tokenizer_chat.json: no <0>..<100> tokens, digits one by one (as SmolLM2's tokenizer).
+    let want: Chat = serde_json::from_str(&read("expected_chat.json")).unwrap();
+    let chat = Tokens::from_bytes(read("tokenizer_chat.json").as_bytes()).unwrap();
+    let own = Tokens::from_bytes(read("tokenizer.json").as_bytes()).unwrap();
+    assert_eq!(chat.grid, None);
+    assert_eq!(own.grid_token(7), Some(own.encode("<7>").unwrap()[0]));
+    // The tokens an answer may use, and the answer's spelling, as transformers has them.
+    assert_eq!(chat.answer_vocab.ids, want.answer_vocab);
+    assert_eq!(chat.encode(&want.answer).unwrap(), want.answer_ids);
+
+    // Training takes the loss on that spelling, one-hot: no spread over grid tokens it lacks.
+    let config = Idefics3Config::from_json(&read("config.json")).unwrap();
+    let picture = decode(&std::fs::read(dir().join("tall.png")).unwrap()).unwrap();
+    let example = medground::train::batch::Example {
+        picture: std::sync::Arc::new(picture.clone()),
+        prompt: Prompt::new("small left pleural effusion", 0).unwrap(),
+        answer: want
+            .answer
+            .trim_end_matches("<end_of_utterance>")
+            .to_string(),
+        boxes: Vec::new(),
+    };
+    let built =
+        medground::train::batch::build(&[example], &chat, &config, 1.5, false, &Device::flex())
+            .unwrap();
+    let targets: Vec<u32> = built.targets.iter().map(|(_, t)| *t).collect();
+    assert_eq!(targets, want.answer_ids);
+    assert!(built.soft.is_none());
+
+    // Decoding constrained to the grammar over those pieces gives transformers' box.
+    let bundle = medground::weights::Bundle::read_dir(&dir())
+        .unwrap()
+        .with_file("tokenizer.json", read("tokenizer_chat.json").into_bytes());
+    let g = medground::grounder::Grounder::from_bundle(&bundle, &Device::flex()).unwrap();
+    let phrase = "small left pleural effusion";
+    assert_eq!(
+        g.inputs(&picture, phrase).unwrap().ids[0],
+        want.tall_input_ids
+    );
+    assert_eq!(g.ground(&picture, phrase).unwrap().text, want.tall_text);
+}

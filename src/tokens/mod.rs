@@ -7,6 +7,7 @@ pub mod train;
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
+use crate::protocol::answer::GRID;
 use crate::protocol::constrain::AnswerVocab;
 use crate::protocol::prompt::{END_OF_UTTERANCE, IMAGE_TOKEN};
 
@@ -16,6 +17,11 @@ pub struct Tokens {
     pub end_of_utterance: u32,
     pub image_token: u32,
     pub answer_vocab: AnswerVocab,
+    /// The id of `<0>` when the vocabulary holds the grid values `<0>`..`<100>` as single tokens
+    /// with consecutive ids (medground's own tokenizers); None for a chat base's tokenizer, which
+    /// spells an answer in pieces (`{`, `<`, `1`, `3`, `>`, ...). Training spreads coordinate
+    /// targets over neighbouring values and the dense probe names cells only with grid tokens.
+    pub grid: Option<u32>,
 }
 
 impl Tokens {
@@ -39,11 +45,13 @@ impl Tokens {
                 "the tokenizer cannot spell a box answer".into(),
             ));
         }
+        let grid = grid_tokens(&tokenizer);
         Ok(Self {
             tokenizer,
             end_of_utterance,
             image_token,
             answer_vocab,
+            grid,
         })
     }
 
@@ -62,7 +70,24 @@ impl Tokens {
             .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
+    /// The grid token of value `v` (`<v>`), when the vocabulary has grid tokens.
+    pub fn grid_token(&self, v: u32) -> Option<u32> {
+        self.grid.filter(|_| v <= GRID).map(|first| first + v)
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
     }
+}
+
+/// The id of `<0>` when every `<v>`, v in 0..=GRID, is one token and the ids run consecutively.
+fn grid_tokens(tokenizer: &Tokenizer) -> Option<u32> {
+    let first = tokenizer.token_to_id("<0>")?;
+    (0..=GRID)
+        .all(|v| {
+            tokenizer
+                .encode(format!("<{v}>"), false)
+                .is_ok_and(|e| e.get_ids() == [first + v])
+        })
+        .then_some(first)
 }

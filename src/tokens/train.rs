@@ -85,5 +85,9 @@ mod tests {
         assert_eq!(answer.len(), 6, "one token per grid value and brace");
         assert_eq!(tokens.decode(&answer).unwrap(), "{<7><13><100><99>}");
         assert!(tokens.answer_vocab.ids.len() >= 103);
+        // Grid tokens found, so training spreads coordinate targets over neighbouring values.
+        assert_eq!(tokens.grid_token(7), Some(answer[1]));
+        assert_eq!(tokens.grid_token(100), Some(answer[3]));
+        assert_eq!(tokens.grid_token(101), None);
     }
 }

@@ -218,13 +218,13 @@ pub fn build(
             w,
         ])
     });
-    let cells = if dense.is_some() {
+    let cells = if dense.is_some() && tokens.grid.is_some() {
         dense::cell_targets(&rows, tokens, config)?
     } else {
         Vec::new()
     };
-    let soft = if coord_sigma > 0.0 {
-        let first = tokens.encode("<0>")?[0];
+    // A chat base spells values in pieces: its targets stay one-hot.
+    let soft = if let Some(first) = tokens.grid.filter(|_| coord_sigma > 0.0) {
         let t = soft_targets(&targets, first, coord_sigma, config.text_config.vocab_size);
         let n = targets.len();
         Some(

@@ -122,12 +122,10 @@ pub fn cell_targets(
     let side = config.vision_config.patches_per_side() / config.scale_factor;
     let seq = rows.first().map_or(0, Vec::len);
     let grid = |v: usize| -> Result<u32> {
-        let t = ((v as f32 + 0.5) * 100.0 / side as f32).floor() as usize;
-        tokens
-            .encode(&format!("<{t}>"))?
-            .first()
-            .copied()
-            .ok_or_else(|| crate::Error::Other("grid token missing".into()))
+        let t = ((v as f32 + 0.5) * 100.0 / side as f32).floor() as u32;
+        tokens.grid_token(t).ok_or_else(|| {
+            crate::Error::Other("the cells' targets need a tokenizer with grid tokens".into())
+        })
     };
     // The same for every row: cell k's target, x on the checkerboard's white cells, y on black.
     let per_cell = (0..side * side)
