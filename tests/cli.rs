@@ -2,78 +2,9 @@
 //! input as a clear message with exit code 2 (never a panic), and bench's figures and inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn medground(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medground"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-/// A random-weight tiny bundle, written once per test run.
-fn bundle() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = medground(&["init", "--out", dir.path().to_str().unwrap(), "--seed", "3"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
-}
-
-fn fixture(name: &str) -> String {
-    root()
-        .join("tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn ground(image: &str, phrase: &str, model: &Path) -> Output {
-    medground(&[
-        "ground",
-        "--image",
-        image,
-        "--phrase",
-        phrase,
-        "--model",
-        model.to_str().unwrap(),
-    ])
-}
-
-fn assert_fails_with(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in {stderr:?}");
-    assert!(
-        !stderr.contains("internal error") && !stderr.contains("panicked"),
-        "{stderr}"
-    );
-    assert!(out.stdout.is_empty());
-}
-
-fn answer(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(text.lines().count(), 1, "{text}");
-    serde_json::from_str(text.trim()).unwrap()
-}
+mod shell;
+use shell::{answer, assert_fails_with, bundle, fixture, ground, medground, root};
 
 #[test]
 fn grounds_a_dicom_film_and_a_png_with_well_formed_boxes() {

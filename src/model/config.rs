@@ -94,6 +94,13 @@ fn silu() -> String {
 fn arch() -> Vec<String> {
     vec!["Idefics3ForConditionalGeneration".into()]
 }
+/// The checkpoints whose module tree medground's model mirrors.
+const MODEL_TYPES: [&str; 2] = ["idefics3", "smolvlm"];
+const ARCHITECTURES: [&str; 2] = [
+    "Idefics3ForConditionalGeneration",
+    "SmolVLMForConditionalGeneration",
+];
+
 fn model_type() -> String {
     "idefics3".into()
 }
@@ -159,6 +166,23 @@ impl Idefics3Config {
         let v = &self.vision_config;
         let t = &self.text_config;
         let bad = |m: String| Err(Error::Config(m));
+        if !MODEL_TYPES.contains(&self.model_type.as_str()) {
+            return bad(format!(
+                "model_type {:?}: medground runs {} models only",
+                self.model_type,
+                MODEL_TYPES.join(" and ")
+            ));
+        }
+        if let Some(a) = self
+            .architectures
+            .iter()
+            .find(|a| !ARCHITECTURES.contains(&a.as_str()))
+        {
+            return bad(format!(
+                "architecture {a:?}: medground runs {} only",
+                ARCHITECTURES.join(" and ")
+            ));
+        }
         if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return bad(format!(
                 "image_size {} is not a multiple of patch_size {}",

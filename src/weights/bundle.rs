@@ -53,6 +53,8 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// Largest file a bundle may hold (a guard against reading something that is not a bundle).
+/// The index of a checkpoint split into several safetensors files.
+const SHARD_INDEX: &str = "model.safetensors.index.json";
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +258,23 @@ impl Bundle {
             .exists()
             .then(|| read(MANIFEST))
             .transpose()?;
+        if let Some(name) = FILES.iter().find(|name| !dir.join(name).is_file()) {
+            let sharded = *name == WEIGHTS && dir.join(SHARD_INDEX).is_file();
+            return Err(Error::Weights(if sharded {
+                format!(
+                    "{} holds a sharded checkpoint ({SHARD_INDEX}); medground reads one {WEIGHTS}: \
+                     merge the shards into one file first",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "{} has no {name}: a model folder (a medground bundle or an HF Idefics3 / \
+                     SmolVLM checkpoint) holds {}",
+                    dir.display(),
+                    FILES.join(", ")
+                )
+            }));
+        }
         let mut files: BTreeMap<String, Vec<u8>> = FILES
             .iter()
             .map(|name| Ok((name.to_string(), read(name)?)))
