@@ -238,3 +238,47 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
     );
     assert_eq!(g.ground(&picture, phrase).unwrap().text, want.tall_text);
 }
+
+#[derive(Deserialize)]
+struct PeftExpected {
+    peft_greedy_tokens: Vec<u32>,
+    ours_greedy_tokens: Vec<u32>,
+    largest_change: BTreeMap<String, f32>,
+}
+
+#[test]
+fn peft_adapters_cross_both_ways() {
+    // peft/: trained by Python PEFT (a regex over the text model's q/v_proj, the connector in
+    // modules_to_save); ours/: medground's stage-2 adapter, loaded by PEFT. Merged here, each
+    // answers as transformers + PEFT did.
+    use medground::weights::peft;
+    let want: PeftExpected = serde_json::from_str(&read("expected_peft.json")).unwrap();
+    let arrays = reference::arrays(&dir().join("expected_peft.safetensors"));
+    let base = medground::weights::Bundle::read_dir(&dir()).unwrap();
+    let picture = decode(&std::fs::read(dir().join("tall.png")).unwrap()).unwrap();
+    let expected: Expected = serde_json::from_str(&read("expected.json")).unwrap();
+    for (name, tokens) in [
+        ("peft", &want.peft_greedy_tokens),
+        ("ours", &want.ours_greedy_tokens),
+    ] {
+        // Each adapter moved the logits well beyond the tolerance, so the comparison has teeth.
+        assert!(want.largest_change[name] > 0.1, "{name}");
+        let file = |f: &str| std::fs::read(dir().join(name).join(f)).unwrap();
+        let merged = peft::merge(&base, &file(peft::CONFIG), &file(peft::WEIGHTS_FILE)).unwrap();
+        let g = medground::grounder::Grounder::from_bundle(&merged, &Device::flex()).unwrap();
+        let batch = g.inputs(&picture, &expected.phrase).unwrap();
+        let logits = g.model.forward(&batch, g.config.image_token_id, None);
+        assert_close(
+            &format!("{name} logits"),
+            logits,
+            &arrays[&format!("{name}.logits")],
+        );
+        let embeds = g.model.embed_batch(&batch, g.config.image_token_id);
+        let policy = Policy::Greedy {
+            eos: None,
+            max_new: tokens.len(),
+        };
+        let out = pollster::block_on(generate(&g.model, embeds, policy)).unwrap();
+        assert_eq!(&out.tokens, tokens, "{name}");
+    }
+}

@@ -134,17 +134,10 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         (config.r, config.target_modules.clone()),
         (
             4,
-            [
-                "down_proj",
-                "gate_proj",
-                "k_proj",
-                "o_proj",
-                "q_proj",
-                "up_proj",
-                "v_proj"
-            ]
-            .map(String::from)
-            .to_vec()
+            peft::TargetModules::Pattern(
+                r"model\.text_model\.layers\.[0-9]+\.(mlp\.down_proj|mlp\.gate_proj|mlp\.up_proj|self_attn\.k_proj|self_attn\.o_proj|self_attn\.q_proj|self_attn\.v_proj)"
+                    .into()
+            )
         )
     );
     let imported = peft::merge(

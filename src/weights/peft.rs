@@ -23,7 +23,7 @@ pub struct AdapterConfig {
     pub r: usize,
     pub lora_alpha: f64,
     pub lora_dropout: f64,
-    pub target_modules: Vec<String>,
+    pub target_modules: TargetModules,
     #[serde(default)]
     pub modules_to_save: Option<Vec<String>>,
     pub bias: String,
@@ -31,6 +31,64 @@ pub struct AdapterConfig {
     pub base_model_name_or_path: Option<String>,
     #[serde(default)]
     pub task_type: Option<String>,
+    /// PEFT's variants of LoRA that merge differently: rank-stabilised scaling is read, the
+    /// others are refused by name.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub use_rslora: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub use_dora: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fan_in_fan_out: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lora_bias: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rank_pattern: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alpha_pattern: BTreeMap<String, serde_json::Value>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// PEFT's `target_modules`: module names (the last part of a module's path) or one regular
+/// expression matched against the whole path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetModules {
+    Names(Vec<String>),
+    Pattern(String),
+}
+
+impl AdapterConfig {
+    /// The factor of `B @ A` in the merge, after refusing the variants this merge cannot do.
+    fn scale(&self) -> Result<f32> {
+        let refuse = |what: &str| {
+            Err(Error::Weights(format!(
+                "{CONFIG}: {what} is not supported (plain LoRA, or rank-stabilised, only)"
+            )))
+        };
+        if self.peft_type != "LORA" {
+            return refuse(&format!("peft_type {}", self.peft_type));
+        }
+        if self.bias != "none" || self.lora_bias {
+            return refuse(&format!("bias {:?}", self.bias));
+        }
+        if self.use_dora {
+            return refuse("use_dora");
+        }
+        if self.fan_in_fan_out {
+            return refuse("fan_in_fan_out");
+        }
+        if !self.rank_pattern.is_empty() || !self.alpha_pattern.is_empty() {
+            return refuse("a rank_pattern or alpha_pattern");
+        }
+        if self.r == 0 {
+            return refuse("r 0");
+        }
+        let r = self.r as f64;
+        Ok((self.lora_alpha / if self.use_rslora { r.sqrt() } else { r }) as f32)
+    }
 }
 
 /// A 2-D f32 matrix in row-major order.
@@ -92,7 +150,7 @@ pub fn export(
                 format!("{key}.lora_B.weight"),
                 (vec![b_t.rows, b_t.cols], bytes_of(&b_t)),
             );
-            targets.insert(name.rsplit('.').next().expect("name").to_string());
+            targets.insert(name.replace('.', r"\."));
         }
     }
     if connector {
@@ -116,11 +174,21 @@ pub fn export(
         r: rank,
         lora_alpha: alpha,
         lora_dropout: 0.0,
-        target_modules: targets.into_iter().collect(),
+        // The text model's Linears alone (names would also catch the vision tower's q/k/v_proj).
+        target_modules: TargetModules::Pattern(format!(
+            r"model\.text_model\.layers\.[0-9]+\.({})",
+            targets.into_iter().collect::<Vec<_>>().join("|")
+        )),
         modules_to_save: connector.then(|| vec!["modality_projection".to_string()]),
         bias: "none".into(),
         base_model_name_or_path: None,
         task_type: None,
+        use_rslora: false,
+        use_dora: false,
+        fan_in_fan_out: false,
+        lora_bias: false,
+        rank_pattern: BTreeMap::new(),
+        alpha_pattern: BTreeMap::new(),
     };
     let views: Vec<(String, TensorView)> = tensors
         .iter()
@@ -142,19 +210,7 @@ pub fn export(
 pub fn merge(base: &Bundle, config_json: &[u8], adapter: &[u8]) -> Result<Bundle> {
     let config: AdapterConfig = serde_json::from_slice(config_json)
         .map_err(|e| Error::Weights(format!("{CONFIG}: {e}")))?;
-    if config.peft_type != "LORA" {
-        return Err(Error::Weights(format!(
-            "{CONFIG}: peft_type {} is not LORA",
-            config.peft_type
-        )));
-    }
-    if config.bias != "none" {
-        return Err(Error::Weights(format!(
-            "{CONFIG}: bias {:?} is not supported",
-            config.bias
-        )));
-    }
-    let scale = (config.lora_alpha / config.r as f64) as f32;
+    let scale = config.scale()?;
     let lora = SafeTensors::deserialize(adapter)
         .map_err(|e| Error::Weights(format!("{WEIGHTS_FILE}: {e}")))?;
     let weights = SafeTensors::deserialize(base.file(WEIGHTS))
@@ -259,4 +315,34 @@ pub fn merge(base: &Bundle, config_json: &[u8], adapter: &[u8]) -> Result<Bundle
         Some(bytes) => merged.with_file(processor, bytes.clone()),
         None => merged,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<f32> {
+        let json = format!(
+            r#"{{"peft_type": "LORA", "r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+                "target_modules": ["q_proj"], "bias": "none"{extra}}}"#
+        );
+        serde_json::from_str::<AdapterConfig>(&json)
+            .unwrap()
+            .scale()
+    }
+
+    #[test]
+    fn scales_plain_and_rank_stabilised_lora_and_refuses_other_variants() {
+        assert_eq!(config("").unwrap(), 2.0);
+        assert_eq!(config(r#", "use_rslora": true"#).unwrap(), 8.0);
+        for (extra, named) in [
+            (r#", "use_dora": true"#, "use_dora"),
+            (r#", "fan_in_fan_out": true"#, "fan_in_fan_out"),
+            (r#", "rank_pattern": {"q_proj": 8}"#, "rank_pattern"),
+            (r#", "lora_bias": true"#, "bias"),
+        ] {
+            let err = config(extra).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+    }
 }
