@@ -81,3 +81,53 @@ fn checkpoint_folders_medground_cannot_run_are_clear_errors() {
     );
     assert_fails_with(&run(dir.path()), "resample");
 }
+
+#[test]
+fn fine_tuning_a_checkpoint_feeds_and_ships_its_processor_without_splitting() {
+    let base = checkpoint();
+    let run = tempfile::tempdir().unwrap();
+    let out = shell::medground(&[
+        "train",
+        "--preset",
+        "paper",
+        "--base",
+        base.path().to_str().unwrap(),
+        "--steps",
+        "3",
+        "--out",
+        run.path().to_str().unwrap(),
+        "--eval",
+        "synth:2:test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = tempfile::tempdir().unwrap();
+    let out = shell::medground(&[
+        "export",
+        "--run",
+        run.path().to_str().unwrap(),
+        "--out",
+        exported.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for bundle in [run.path().join("bundle"), exported.path().join("bundle")] {
+        // The films were fed as the processor's global view; the bundle is asked the same way.
+        let text = std::fs::read_to_string(bundle.join("preprocessor_config.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["do_image_splitting"], false, "{}", bundle.display());
+        assert_eq!(json["max_image_size"]["longest_edge"], 64);
+        let a = answer(&ground(
+            &fixture("structure/tall.png"),
+            "the heart",
+            &bundle,
+        ));
+        assert_eq!(a["boxNorm"].as_array().unwrap().len(), 4, "{a}");
+    }
+}

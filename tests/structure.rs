@@ -210,7 +210,7 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
     // Training takes the loss on that spelling, one-hot: no spread over grid tokens it lacks.
     let config = Idefics3Config::from_json(&read("config.json")).unwrap();
     let picture = decode(&std::fs::read(dir().join("tall.png")).unwrap()).unwrap();
-    let example = medground::train::batch::Example {
+    let example = || medground::train::batch::Example {
         picture: std::sync::Arc::new(picture.clone()),
         prompt: Prompt::new("small left pleural effusion", 0).unwrap(),
         answer: want
@@ -219,12 +219,33 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
             .to_string(),
         boxes: Vec::new(),
     };
-    let built =
-        medground::train::batch::build(&[example], &chat, &config, 1.5, false, &Device::flex())
-            .unwrap();
+    let build = |processor| {
+        let examples = [example()];
+        medground::train::batch::build(
+            &examples,
+            &chat,
+            &config,
+            1.5,
+            false,
+            processor,
+            &Device::flex(),
+        )
+        .unwrap()
+    };
+    let built = build(None);
     let targets: Vec<u32> = built.targets.iter().map(|(_, t)| *t).collect();
     assert_eq!(targets, want.answer_ids);
     assert!(built.soft.is_none());
+    // With the checkpoint's processor, training feeds its global view (splitting off).
+    let (_, global) =
+        medground::image::processor::without_splitting(&read("preprocessor_config.json")).unwrap();
+    let fed = build(Some(&global))
+        .batch
+        .pixels
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert_eq!(fed, process(&picture, &global).unwrap().pixels);
 
     // Decoding constrained to the grammar over those pieces gives transformers' box.
     let bundle = medground::weights::Bundle::read_dir(&dir())

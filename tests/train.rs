@@ -119,6 +119,7 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         &done.model,
         &original_config(),
         json,
+        None,
         merged_dir.path(),
         Dtype::F32,
     )

@@ -69,7 +69,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut cfg = TrainConfig::preset("stage2")?;
     cfg.base = a.base.display().to_string();
     let train_device = device.clone().autodiff();
-    let (model, config, tokens, _) = prepare(&cfg, &train_device)?;
+    let base = prepare(&cfg, &train_device)?;
+    let (model, config, tokens) = (base.model, base.config, base.tokens);
+    let settings = base.processor.map(|(_, s)| s);
     let trainable = trainable_params(&model);
     let source = Source::Synth {
         synth: Synth::new(0, Split::Train, config.vision_config.image_size),
@@ -85,6 +87,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         &config,
         cfg.optim.coord_sigma,
         false,
+        settings.as_ref(),
         &train_device,
     )?;
     let mut optim = cfg.optim.adamw().init();

@@ -66,6 +66,22 @@ impl Default for Raw {
     }
 }
 
+/// The checkpoint's `preprocessor_config.json` with `do_image_splitting` off: what fine-tuning
+/// feeds (each film as the global view alone, one tile) and what the fine-tuned bundle then
+/// answers through, so that it is asked as it was trained.
+pub fn without_splitting(json: &str) -> Result<(String, Settings)> {
+    let bad = |m: String| Error::Config(format!("{FILE}: {m}"));
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| bad("not a JSON object".into()))?;
+    object.insert("do_image_splitting".into(), serde_json::Value::Bool(false));
+    let text = serde_json::to_string_pretty(&value).expect("JSON value serialises") + "\n";
+    let settings = Settings::from_json(&text)?;
+    Ok((text, settings))
+}
+
 /// Checked processor settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {

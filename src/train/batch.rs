@@ -14,6 +14,7 @@ use super::dense;
 use crate::data::record::Record;
 use crate::data::synth::Synth;
 use crate::error::Result;
+use crate::image::processor::{Settings, process};
 use crate::image::{Picture, preprocess::model_input};
 use crate::model::{Batch, Idefics3Config};
 use crate::protocol::GridBox;
@@ -177,6 +178,7 @@ pub fn build(
     config: &Idefics3Config,
     coord_sigma: f32,
     offsets: bool,
+    processor: Option<&Settings>,
     device: &Device,
 ) -> Result<TrainBatch> {
     let n_img = config.image_seq_len();
@@ -200,7 +202,11 @@ pub fn build(
     }
     let mut pixels = Vec::with_capacity(examples.len() * 3 * size * size);
     for e in examples {
-        pixels.extend(model_input(&e.picture, size as u32));
+        match processor {
+            // Splitting off (`processor::without_splitting`): one tile, the vision tower's size.
+            Some(s) => pixels.extend(process(&e.picture, s)?.pixels),
+            None => pixels.extend(model_input(&e.picture, size as u32)),
+        }
     }
     let b = examples.len();
     let pixels = Tensor::<1>::from_data(TensorData::new(pixels, [b * 3 * size * size]), device)

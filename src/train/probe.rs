@@ -59,7 +59,15 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
         let examples = (start..films.min(start + 16))
             .map(|i| source.example(i as u64, 0))
             .collect::<Result<Vec<_>>>()?;
-        let tb = build(&examples, &r.tokens, &r.config, 0.0, false, &device)?;
+        let tb = build(
+            &examples,
+            &r.tokens,
+            &r.config,
+            0.0,
+            false,
+            r.processor.as_ref().map(|(_, s)| s),
+            &device,
+        )?;
         let patches = model.model.vision_model.forward(tb.batch.pixels.clone());
         let read_back = |t: Tensor<3>| {
             t.into_data()

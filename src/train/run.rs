@@ -20,6 +20,7 @@ use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
 use crate::eval::{Films, evaluate};
 use crate::grounder::Grounder;
+use crate::image::processor::{self, Settings};
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, Dtype, bundle, safetensors};
@@ -41,24 +42,50 @@ pub struct Finished {
     pub total: usize,
 }
 
+/// What a run starts from and writes out again besides the weights.
+pub struct Base {
+    pub model: Idefics3,
+    pub config: Idefics3Config,
+    pub tokens: Tokens,
+    pub tokenizer_json: Vec<u8>,
+    /// The base checkpoint's `preprocessor_config.json` with splitting off, and its settings:
+    /// films are fed as the processor's global view (one tile), and the trained bundle carries it.
+    pub processor: Option<(String, Settings)>,
+}
+
 /// The starting model and its tokenizer on `device`, the device's generator seeded first (what is
 /// initialised fresh, the tiny model or stage 1's probe on a bundle, is the same in every run).
-fn base(cfg: &TrainConfig, device: &Device) -> Result<(Idefics3, Idefics3Config, Tokens, Vec<u8>)> {
+fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
     device.seed(cfg.data.seed);
     if cfg.base == "tiny" {
         let json = std::fs::read(TOKENIZER).map_err(|e| Error::io(TOKENIZER, e))?;
         let tokens = Tokens::from_bytes(&json)?;
         let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
-        return Ok((Idefics3::new(&config, device), config, tokens, json));
+        return Ok(Base {
+            model: Idefics3::new(&config, device),
+            config,
+            tokens,
+            tokenizer_json: json,
+            processor: None,
+        });
     }
     let b = Bundle::read_dir(Path::new(&cfg.base))?;
     let g = Grounder::from_bundle(&b, device)?;
-    Ok((
-        g.model,
-        g.config,
-        g.tokens,
-        b.file(bundle::TOKENIZER).to_vec(),
-    ))
+    let processor = match b.files.get(processor::FILE) {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::Config(format!("{} is not UTF-8", processor::FILE)))?;
+            Some(processor::without_splitting(text)?)
+        }
+        None => None,
+    };
+    Ok(Base {
+        model: g.model,
+        config: g.config,
+        tokens: g.tokens,
+        tokenizer_json: b.file(bundle::TOKENIZER).to_vec(),
+        processor,
+    })
 }
 
 /// Stage 2: vision frozen, LoRA on the target weights, connector trained.
@@ -110,7 +137,14 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         .map(|d| d.autodiff())
         .collect();
     let device = devices[0].clone();
-    let (model, config, tokens, tokenizer_json) = prepare(cfg, &device)?;
+    let Base {
+        model,
+        config,
+        tokens,
+        tokenizer_json,
+        processor,
+    } = prepare(cfg, &device)?;
+    let settings = processor.as_ref().map(|(_, s)| s.clone());
     let total = model.num_params();
     let trainable = trainable_params(&model);
     let mut model = trainee(cfg, model, &config, &device);
@@ -169,6 +203,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         tokens: &tokens,
         config: &config,
         optim: o,
+        processor: settings.as_ref(),
         devices: &devices,
     };
     let mut log = Log::open(&out, progress.step)?;
@@ -213,7 +248,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 calibration: None,
                 switchable: None,
                 adapter: None,
-                processor: None,
+                processor: settings.clone(),
             };
             let e = evaluate(&g, &val, Films::Own, |_| {})?;
             let overall = e.scores.overall();
@@ -233,7 +268,15 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     bar.finish();
     super::plot::curves(&out.join("log.csv"), &out.join("curves.png"))?;
     let model = model.model.valid();
-    let bundle_dir = write_outputs(cfg, &model, &config, tokenizer_json, &out, Dtype::F16)?;
+    let bundle_dir = write_outputs(
+        cfg,
+        &model,
+        &config,
+        tokenizer_json,
+        processor.as_ref().map(|(json, _)| json.as_str()),
+        &out,
+        Dtype::F16,
+    )?;
     Ok(Finished {
         bundle: bundle_dir,
         model,
@@ -245,17 +288,12 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
 }
 
 /// The model a run trains: its base, with the stage's adapters.
-pub fn prepare(
-    cfg: &TrainConfig,
-    device: &Device,
-) -> Result<(Idefics3, Idefics3Config, Tokens, Vec<u8>)> {
-    let (model, config, tokens, json) = base(cfg, device)?;
-    let model = if cfg.stage >= 2 {
-        adapt(model, cfg, device)?
-    } else {
-        model
-    };
-    Ok((model, config, tokens, json))
+pub fn prepare(cfg: &TrainConfig, device: &Device) -> Result<Base> {
+    let mut b = base(cfg, device)?;
+    if cfg.stage >= 2 {
+        b.model = adapt(b.model, cfg, device)?;
+    }
+    Ok(b)
 }
 
 /// The model with what trains beside it: stage 1's dense probe (`dense.rs`).
@@ -282,6 +320,7 @@ pub fn write_outputs(
     model: &Idefics3,
     config: &Idefics3Config,
     tokenizer_json: Vec<u8>,
+    processor_json: Option<&str>,
     out: &Path,
     dtype: Dtype,
 ) -> Result<PathBuf> {
@@ -301,7 +340,12 @@ pub fn write_outputs(
     }
     let weights = safetensors::save(&model.clone().materialize(), dtype)?;
     let bundle_dir = out.join("bundle");
-    Bundle::new(config.to_json(), tokenizer_json, weights, dtype).write_dir(&bundle_dir)?;
+    let bundle = Bundle::new(config.to_json(), tokenizer_json, weights, dtype);
+    match processor_json {
+        Some(json) => bundle.with_file(processor::FILE, json.as_bytes().to_vec()),
+        None => bundle,
+    }
+    .write_dir(&bundle_dir)?;
     Ok(bundle_dir)
 }
 
@@ -313,6 +357,7 @@ pub struct Restored {
     pub config: Idefics3Config,
     pub tokens: Tokens,
     pub tokenizer_json: Vec<u8>,
+    pub processor: Option<(String, Settings)>,
     pub step: usize,
 }
 
@@ -322,7 +367,13 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
         .map_err(|e| Error::io(run_dir.join("config.toml"), e))?;
     let cfg = TrainConfig::from_toml(&text)?;
     let device = Device::flex().autodiff();
-    let (model, config, tokens, tokenizer_json) = prepare(&cfg, &device)?;
+    let Base {
+        model,
+        config,
+        tokens,
+        tokenizer_json,
+        processor,
+    } = prepare(&cfg, &device)?;
     let model = trainee(&cfg, model, &config, &device);
     let optim = AdamWConfig::new().init();
     let dir = checkpoint::latest(run_dir)
@@ -334,6 +385,7 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
         config,
         tokens,
         tokenizer_json,
+        processor,
         step: p.step,
     })
 }
@@ -343,7 +395,16 @@ pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
     let r = restore(run_dir)?;
     eprintln!("exporting {} at step {}", run_dir.display(), r.step);
     let model = r.trainee.model.valid();
-    write_outputs(&r.cfg, &model, &r.config, r.tokenizer_json, out, dtype)
+    let processor = r.processor.as_ref().map(|(json, _)| json.as_str());
+    write_outputs(
+        &r.cfg,
+        &model,
+        &r.config,
+        r.tokenizer_json,
+        processor,
+        out,
+        dtype,
+    )
 }
 
 /// `log.csv`, cut back to the checkpoint's step on resume so it matches the model.

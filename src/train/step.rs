@@ -18,6 +18,7 @@ use super::batch::{Example, TrainBatch, build};
 use super::config::OptimConfig;
 use super::loss::{Shares, Trainee};
 use crate::error::{Error, Result};
+use crate::image::processor::Settings;
 use crate::model::Idefics3Config;
 use crate::tokens::Tokens;
 
@@ -26,6 +27,8 @@ pub struct StepContext<'a> {
     pub tokens: &'a Tokens,
     pub config: &'a Idefics3Config,
     pub optim: &'a OptimConfig,
+    /// The base checkpoint's processor without splitting, when it has one.
+    pub processor: Option<&'a Settings>,
     /// Where the shards run; the first holds the model and the optimizer.
     pub devices: &'a [Device],
 }
@@ -39,6 +42,7 @@ impl StepContext<'_> {
             self.config,
             o.coord_sigma,
             o.dense_offsets(),
+            self.processor,
             device,
         )
     }
