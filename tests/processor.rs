@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use medground::image::decode;
-use medground::image::processor::{Settings, grid, process};
+use medground::image::processor::{Settings, grid, process, smolvlm_json, without_splitting};
 use medground::protocol::prompt::Prompt;
 use medground::tokens::Tokens;
 use serde::Deserialize;
@@ -118,11 +118,16 @@ fn prompt_ids_equal_transformers() {
 
 #[test]
 fn tile_grid_equals_transformers_at_smolvlm_256m_settings() {
-    let real = Settings {
-        longest_edge: Some(2048),
-        tile: 512,
-        ..settings()
-    };
+    // What `init --preset smolvlm-*` writes: SmolVLM's settings.
+    let real = Settings::from_json(&smolvlm_json()).unwrap();
+    assert_eq!(
+        real,
+        Settings {
+            longest_edge: Some(2048),
+            tile: 512,
+            ..settings()
+        }
+    );
     let expected = expected();
     assert!(expected.smolvlm_256m_grids.len() >= 10);
     for g in &expected.smolvlm_256m_grids {
@@ -134,6 +139,19 @@ fn tile_grid_equals_transformers_at_smolvlm_256m_settings() {
             g.height
         );
     }
+}
+
+#[test]
+fn fine_tuning_sees_the_global_view_alone() {
+    let (json, global) = without_splitting(&smolvlm_json()).unwrap();
+    assert_eq!(Settings::from_json(&json).unwrap(), global);
+    assert_eq!((global.split, global.tile), (false, 512));
+    let tall = process(&picture("tall"), &global).unwrap();
+    assert_eq!(
+        (tall.count(), tall.rows, tall.cols, tall.size),
+        (1, 0, 0, 512)
+    );
+    assert!(without_splitting("[1, 2]").is_err());
 }
 
 #[test]

@@ -76,9 +76,12 @@ pub fn tokenizer(out: &Path) -> Result<()> {
 pub fn run(args: InitArgs) -> Result<()> {
     let device = Device::flex();
     device.seed(args.seed);
+    // The image processor's settings, when the model has one (SmolVLM's tiles).
+    let mut processor: Option<Vec<u8>> = None;
     let (tokenizer, config, mut model, what) = match &args.from {
         Some(dir) => {
             let bundle = Bundle::read_dir(dir)?;
+            processor = bundle.files.get(medground::image::processor::FILE).cloned();
             let g = Grounder::from_bundle(&bundle, &device)?;
             let what = format!("weights of {}", dir.display());
             (
@@ -90,10 +93,20 @@ pub fn run(args: InitArgs) -> Result<()> {
         }
         None => {
             let tokenizer = read(&args.tokenizer)?;
-            let tokens = Tokens::from_bytes(&tokenizer)?;
-            let config = match args.preset.as_str() {
-                "tiny" => Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token),
-                name => Idefics3Config::smolvlm(name, tokens.image_token)?,
+            let (tokenizer, config) = match args.preset.as_str() {
+                "tiny" => {
+                    let tokens = Tokens::from_bytes(&tokenizer)?;
+                    let c = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
+                    (tokenizer, c)
+                }
+                // The real checkpoints' tiles: their processor, and a token per tile position.
+                name => {
+                    let tokenizer = medground::tokens::with_tile_tokens(&tokenizer)?;
+                    let tokens = Tokens::from_bytes(&tokenizer)?;
+                    let c = Idefics3Config::smolvlm(name, tokens.image_token)?;
+                    processor = Some(medground::image::processor::smolvlm_json().into_bytes());
+                    (tokenizer, c)
+                }
             };
             let model = Idefics3::new(&config, &device);
             (tokenizer, config, model, "random weights".to_string())
@@ -109,7 +122,11 @@ pub fn run(args: InitArgs) -> Result<()> {
     };
     let weights = safetensors::save(&model, args.dtype.into())?;
     let bundle = Bundle::new(config.to_json(), tokenizer, weights, args.dtype.into());
-    bundle.write_dir(&args.out)?;
+    match processor {
+        Some(json) => bundle.with_file(medground::image::processor::FILE, json),
+        None => bundle,
+    }
+    .write_dir(&args.out)?;
     eprintln!(
         "wrote {} ({} parameters, {what}, {} image tokens)",
         args.out.display(),

@@ -66,6 +66,28 @@ impl Default for Raw {
     }
 }
 
+/// SmolVLM-256M / -500M's processor settings (longest edge 2048, 512-px tiles with splitting,
+/// Lanczos, mean and std 0.5), for the random models of `init --preset smolvlm-*`.
+pub fn smolvlm_json() -> String {
+    let value = serde_json::json!({
+        "image_processor_type": "Idefics3ImageProcessor",
+        "processor_class": "Idefics3Processor",
+        "do_convert_rgb": true,
+        "do_resize": true,
+        "size": {"longest_edge": 2048},
+        "resample": 1,
+        "do_image_splitting": true,
+        "max_image_size": {"longest_edge": 512},
+        "do_rescale": true,
+        "rescale_factor": 1.0 / 255.0,
+        "do_normalize": true,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_pad": true
+    });
+    serde_json::to_string_pretty(&value).expect("JSON value serialises") + "\n"
+}
+
 /// The checkpoint's `preprocessor_config.json` with `do_image_splitting` off: what fine-tuning
 /// feeds (each film as the global view alone, one tile) and what the fine-tuned bundle then
 /// answers through, so that it is asked as it was trained.

@@ -80,6 +80,28 @@ impl Tokens {
     }
 }
 
+/// Largest tile row and column with its own token (`<row_6_col_6>`), as SmolVLM's tokenizer.
+pub const TILE_TOKENS: usize = 6;
+
+/// `tokenizer.json` with the tile position tokens `<row_R_col_C>` (R, C up to [`TILE_TOKENS`])
+/// added as special tokens where missing, so a tiled prompt names each tile in one token.
+pub fn with_tile_tokens(json: &[u8]) -> Result<Vec<u8>> {
+    let mut tokenizer = Tokenizer::from_bytes(json)
+        .map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+    let tokens: Vec<tokenizers::AddedToken> = (1..=TILE_TOKENS)
+        .flat_map(|r| (1..=TILE_TOKENS).map(move |c| format!("<row_{r}_col_{c}>")))
+        .filter(|t| tokenizer.token_to_id(t).is_none())
+        .map(|t| tokenizers::AddedToken::from(t, true))
+        .collect();
+    tokenizer
+        .add_special_tokens(tokens)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tokenizer
+        .to_string(true)
+        .map(String::into_bytes)
+        .map_err(|e| Error::Tokenizer(e.to_string()))
+}
+
 /// The id of `<0>` when every `<v>`, v in 0..=GRID, is one token and the ids run consecutively.
 fn grid_tokens(tokenizer: &Tokenizer) -> Option<u32> {
     let first = tokenizer.token_to_id("<0>")?;
@@ -90,4 +112,27 @@ fn grid_tokens(tokenizer: &Tokenizer) -> Option<u32> {
                 .is_ok_and(|e| e.get_ids() == [first + v])
         })
         .then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_tokens_are_added_once_each_a_single_token() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/tokenizer.json");
+        let json = std::fs::read(path).unwrap();
+        let plain = Tokens::from_bytes(&json).unwrap();
+        assert!(plain.encode("<row_2_col_3>").unwrap().len() > 1);
+        let once = with_tile_tokens(&json).unwrap();
+        let tokens = Tokens::from_bytes(&once).unwrap();
+        assert_eq!(
+            tokens.vocab_size(),
+            plain.vocab_size() + TILE_TOKENS * TILE_TOKENS
+        );
+        assert_eq!(tokens.encode("<row_2_col_3>").unwrap().len(), 1);
+        // Existing ids keep their meaning; adding again changes nothing.
+        assert_eq!(tokens.image_token, plain.image_token);
+        assert_eq!(with_tile_tokens(&once).unwrap(), once);
+    }
 }

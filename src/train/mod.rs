@@ -1,5 +1,6 @@
 //! Training: the paper's two stages with LoRA, natively (CPU, wgpu, CUDA).
 
+pub mod base;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;

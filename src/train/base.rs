@@ -1,0 +1,85 @@
+//! What a training run starts from: the tiny model or a bundle / HF checkpoint folder, its
+//! tokenizer and image processor, with stage 2's LoRA applied.
+
+use std::path::Path;
+
+use burn::module::{Lora, Module, ParamGroup};
+use burn::prelude::*;
+
+use super::config::TrainConfig;
+use super::run::TOKENIZER;
+use crate::error::{Error, Result};
+use crate::grounder::Grounder;
+use crate::image::processor::{self, Settings};
+use crate::model::{Idefics3, Idefics3Config};
+use crate::tokens::Tokens;
+use crate::weights::{Bundle, bundle};
+
+/// What a run starts from and writes out again besides the weights.
+pub struct Base {
+    pub model: Idefics3,
+    pub config: Idefics3Config,
+    pub tokens: Tokens,
+    pub tokenizer_json: Vec<u8>,
+    /// The base checkpoint's `preprocessor_config.json` with splitting off, and its settings:
+    /// films are fed as the processor's global view (one tile), and the trained bundle carries it.
+    pub processor: Option<(String, Settings)>,
+}
+
+/// The starting model and its tokenizer on `device`, the device's generator seeded first (what is
+/// initialised fresh, the tiny model or stage 1's probe on a bundle, is the same in every run).
+fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
+    device.seed(cfg.data.seed);
+    if cfg.base == "tiny" {
+        let json = std::fs::read(TOKENIZER).map_err(|e| Error::io(TOKENIZER, e))?;
+        let tokens = Tokens::from_bytes(&json)?;
+        let config = Idefics3Config::tiny(tokens.vocab_size(), tokens.image_token);
+        return Ok(Base {
+            model: Idefics3::new(&config, device),
+            config,
+            tokens,
+            tokenizer_json: json,
+            processor: None,
+        });
+    }
+    let b = Bundle::read_dir(Path::new(&cfg.base))?;
+    let g = Grounder::from_bundle(&b, device)?;
+    let processor = match b.files.get(processor::FILE) {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::Config(format!("{} is not UTF-8", processor::FILE)))?;
+            Some(processor::without_splitting(text)?)
+        }
+        None => None,
+    };
+    Ok(Base {
+        model: g.model,
+        config: g.config,
+        tokens: g.tokens,
+        tokenizer_json: b.file(bundle::TOKENIZER).to_vec(),
+        processor,
+    })
+}
+
+/// Stage 2: vision frozen, LoRA on the target weights, connector trained.
+fn adapt(model: Idefics3, cfg: &TrainConfig, device: &Device) -> Result<Idefics3> {
+    let l = &cfg.lora;
+    let targets = ParamGroup::from_regex(&l.targets)
+        .map_err(|e| Error::Config(format!("lora.targets: {e:?}")))?;
+    device.seed(cfg.data.seed.wrapping_add(1));
+    let model = model.apply_lora(Lora::new(l.rank, l.alpha).set_param_group(targets));
+    Ok(if l.train_connector {
+        model.unfreeze_group(ParamGroup::from_regex(r"^model\.connector\.").expect("valid regex"))
+    } else {
+        model
+    })
+}
+
+/// The model a run trains: its base, with the stage's adapters.
+pub fn prepare(cfg: &TrainConfig, device: &Device) -> Result<Base> {
+    let mut b = base(cfg, device)?;
+    if cfg.stage >= 2 {
+        b.model = adapt(b.model, cfg, device)?;
+    }
+    Ok(b)
+}
