@@ -53,8 +53,6 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// Largest file a bundle may hold (a guard against reading something that is not a bundle).
-/// The index of a checkpoint split into several safetensors files.
-const SHARD_INDEX: &str = "model.safetensors.index.json";
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +256,8 @@ impl Bundle {
             .exists()
             .then(|| read(MANIFEST))
             .transpose()?;
+        // The index of a checkpoint split into several safetensors files.
+        const SHARD_INDEX: &str = "model.safetensors.index.json";
         if let Some(name) = FILES.iter().find(|name| !dir.join(name).is_file()) {
             let sharded = *name == WEIGHTS && dir.join(SHARD_INDEX).is_file();
             return Err(Error::Weights(if sharded {
