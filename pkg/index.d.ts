@@ -23,7 +23,18 @@ export interface LoadOptions {
   /** Where the .wasm file of the chosen build is, or its bytes (default: beside this package's files). */
   wasm?: string | URL | Uint8Array | ArrayBuffer;
   noWarmup?: boolean;
+  /** Called as a bundle folder downloads: bytes so far and in all (from its manifest). */
+  onProgress?: (loaded: number, total: number) => void;
+  /**
+   * A Cache API cache name: a bundle folder's files are served from it and stored in it, so a
+   * later visit loads offline. A bundle too large for a tab's 4 GB of WebAssembly memory is
+   * refused from its manifest, before the download.
+   */
+  cache?: string;
 }
+
+/** Bytes of WebAssembly memory a bundle needs at load (files plus the weights widened to f32). */
+export declare function memoryNeeded(manifest: { dtype: string; files: Record<string, { size: number }> }): number;
 
 export type ImageInput = Uint8Array | ArrayBuffer | ImageData | ImageBitmap;
 

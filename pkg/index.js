@@ -50,13 +50,58 @@ async function readFile(path) {
   return new Uint8Array(await readFile(path));
 }
 
-async function fetchBytes(url) {
+// `onBytes(n)` after each chunk read; `cache`: an open Cache API cache to serve from and fill.
+async function fetchBytes(url, onBytes = () => {}, cache = null) {
   if (typeof url === 'string' && !/^[a-z]+:/i.test(url) && inNode) {
-    return readFile(url); // a path on disk, in Node
+    const bytes = await readFile(url); // a path on disk, in Node
+    onBytes(bytes.length);
+    return bytes;
   }
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
+  let r = cache && (await cache.match(url));
+  if (!r) {
+    r = await fetch(url);
+    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+    if (cache) await cache.put(url, r.clone());
+  }
+  if (!r.body) {
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    onBytes(bytes.length);
+    return bytes;
+  }
+  const chunks = [];
+  const reader = r.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    onBytes(value.length);
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+// WebAssembly (wasm32) addresses at most 4 GiB; the bundle's files and the weights widened to
+// f32 must both fit, with room left for activations.
+const WASM_MEMORY = 4 * 2 ** 30;
+const WIDENED = { f32: 1, f16: 2, int8: 4 };
+
+/** Bytes of WebAssembly memory a bundle needs at load, from its manifest: files + f32 weights. */
+export function memoryNeeded(manifest) {
+  const files = Object.values(manifest.files).reduce((n, f) => n + f.size, 0);
+  const weights = (manifest.files['model.safetensors']?.size ?? 0) * (WIDENED[manifest.dtype] ?? 1);
+  return files + weights;
+}
+
+function checkFits(manifest) {
+  const need = memoryNeeded(manifest);
+  if (need > 0.85 * WASM_MEMORY) {
+    const gb = (need / 2 ** 30).toFixed(1);
+    throw new Error(`the model needs about ${gb} GB of memory to load, more than a browser tab's ` +
+      '4 GB of WebAssembly memory allows: use a smaller model or an int8 bundle (export --dtype int8), ' +
+      'or the command line');
+  }
 }
 
 async function toBytes(image) {
@@ -88,10 +133,15 @@ export class Grounder {
     let files = bundle;
     if (typeof bundle === 'string' || bundle instanceof URL) {
       const base = String(bundle).endsWith('/') ? String(bundle) : `${bundle}/`;
-      const manifestBytes = await fetchBytes(`${base}manifest.json`);
+      const cache = options.cache && globalThis.caches ? await globalThis.caches.open(options.cache) : null;
+      const manifestBytes = await fetchBytes(`${base}manifest.json`, undefined, cache);
       const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      checkFits(manifest); // before the download, not after it fills the tab
+      const total = Object.values(manifest.files).reduce((n, f) => n + f.size, 0);
+      let loaded = 0;
+      const onBytes = (n) => { loaded += n; options.onProgress?.(loaded, total); };
       files = { 'manifest.json': manifestBytes };
-      for (const name of Object.keys(manifest.files)) files[name] = await fetchBytes(base + name);
+      for (const name of Object.keys(manifest.files)) files[name] = await fetchBytes(base + name, onBytes, cache);
     }
     const inner = await wasm.WebGrounder.load(files, { backend, noWarmup: options.noWarmup ?? false });
     return new Grounder(inner);

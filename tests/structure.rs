@@ -243,7 +243,7 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
         .batch
         .pixels
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap();
     assert_eq!(fed, process(&picture, &global).unwrap().pixels);
 

@@ -61,8 +61,15 @@ film=tests/fixtures/chest_rg1.dcm
   printf '}\n'
 } > target/adapters.json
 node -e 'const a = require("./target/adapters.json"); if (a.adapted.text !== a.merged.text || Math.abs(a.adapted.probability - a.merged.probability) > 1e-6) { console.error("ground --adapter differs from the merged model", a); process.exit(1); }'
+# The tiled path: a bundle of the structure fixture (SmolVLM-256M's structure, its processor).
+rm -rf target/structure-bundle
+$mg init --from tests/fixtures/structure --dtype f32 --out target/structure-bundle
+$mg ground --image tests/fixtures/structure/tall.png --phrase "$phrase" --model target/structure-bundle \
+  | sed "s/}\$/,\"phrase\":\"$phrase\"}/" > target/structure.json
 MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json \
-  MEDGROUND_ADAPTERS=target/adapter-bundle MEDGROUND_ADAPTERS_NATIVE=target/adapters.json node --test tests/node/
+  MEDGROUND_ADAPTERS=target/adapter-bundle MEDGROUND_ADAPTERS_NATIVE=target/adapters.json \
+  MEDGROUND_STRUCTURE=target/structure-bundle MEDGROUND_STRUCTURE_NATIVE=target/structure.json \
+  node --test tests/node/
 
 step "the npm package in a bundler: pkg/examples/vite built by Vite"
 (cd pkg/examples/vite && npm ci --no-audit --no-fund >/dev/null && rm -rf public/model \
@@ -71,4 +78,5 @@ step "the npm package in a bundler: pkg/examples/vite built by Vite"
 step "the page and the Vite example in headless chromium (WebGPU through SwiftShader, CPU fallback)"
 (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
 DIST=dist VITE_DIST=pkg/examples/vite/dist NATIVE=target/native.json SHOTS=target/browser \
-  ADAPTERS=target/adapter-bundle ADAPTERS_NATIVE=target/adapters.json node --test tests/browser/
+  ADAPTERS=target/adapter-bundle ADAPTERS_NATIVE=target/adapters.json \
+  STRUCTURE=target/structure-bundle STRUCTURE_NATIVE=target/structure.json node --test tests/browser/

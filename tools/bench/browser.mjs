@@ -4,6 +4,8 @@
 // (shader compilation included: no warm-up) and the median of the next queries.
 // Needs pkg/wasm (tools/build-web.sh) and tests/browser/node_modules (npm ci there).
 // Usage: node tools/bench/browser.mjs OUT.json [queries]
+//   BUNDLE=dir (under the repository; default assets/demo) BACKENDS=cpu (default webgpu,cpu), e.g.
+//   the 256 M int8 bundle of tools/real_size.sh: BUNDLE=runs/smol256-web/bundle BACKENDS=cpu
 import { createRequire } from 'node:module';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -14,16 +16,18 @@ const { chromium } = require('playwright-core');
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const OUT = process.argv[2] || 'target/bench/browser.json';
 const QUERIES = Number(process.argv[3] || 10);
+const BUNDLE = process.env.BUNDLE || 'assets/demo';
+const BACKENDS = (process.env.BACKENDS || 'webgpu,cpu').split(',');
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>medground bench</title>
 <script type="module">
 import { Grounder } from '/pkg/index.js';
 const q = new URLSearchParams(location.search);
-const backend = q.get('backend'), n = Number(q.get('n')), phrase = 'small left pleural effusion';
+const backend = q.get('backend'), n = Number(q.get('n')), bundle = q.get('bundle'), phrase = 'small left pleural effusion';
 try {
   const film = new Uint8Array(await (await fetch('/tests/fixtures/chest_rg1.dcm')).arrayBuffer());
   let t = performance.now();
-  const g = await Grounder.load('/assets/demo/', { backend, noWarmup: true });
+  const g = await Grounder.load(`/${bundle}/`, { backend, noWarmup: true });
   const loadMs = performance.now() - t;
   t = performance.now();
   const first = await g.ground(film, phrase);
@@ -45,7 +49,7 @@ const { server, origin } = await serve(ROOT, { '/': PAGE, '/bench.html': PAGE })
 
 const results = {};
 try {
-  for (const backend of ['webgpu', 'cpu']) {
+  for (const backend of BACKENDS) {
     const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
     if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
     const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
@@ -53,8 +57,8 @@ try {
       const page = await browser.newPage();
       // SwiftShader runs WebGPU on the CPU, about 30x slower than flex: fewer queries there.
       const n = backend === 'webgpu' ? Math.min(QUERIES, 3) : QUERIES;
-      await page.goto(`${origin}/bench.html?backend=${backend}&n=${n}`);
-      await page.waitForFunction(() => window.result, null, { timeout: 600_000 });
+      await page.goto(`${origin}/bench.html?backend=${backend}&n=${n}&bundle=${encodeURIComponent(BUNDLE)}`);
+      await page.waitForFunction(() => window.result, null, { timeout: 1_200_000 });
       results[backend] = await page.evaluate(() => window.result);
       if (results[backend].error) throw new Error(`${backend}: ${results[backend].error}`);
       results[backend].browser = browser.version();
