@@ -299,14 +299,8 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
         .map_err(|e| Error::io(run_dir.join("config.toml"), e))?;
     let cfg = TrainConfig::from_toml(&text)?;
     let device = Device::flex().autodiff();
-    let Base {
-        model,
-        config,
-        tokens,
-        tokenizer_json,
-        processor,
-    } = prepare(&cfg, &device)?;
-    let model = trainee(&cfg, model, &config, &device);
+    let base = prepare(&cfg, &device)?;
+    let model = trainee(&cfg, base.model, &base.config, &device);
     let optim = AdamWConfig::new().init();
     let dir = checkpoint::latest(run_dir)
         .ok_or_else(|| Error::Other(format!("{} has no checkpoint", run_dir.display())))?;
@@ -314,10 +308,10 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
     Ok(Restored {
         cfg,
         trainee,
-        config,
-        tokens,
-        tokenizer_json,
-        processor,
+        config: base.config,
+        tokens: base.tokens,
+        tokenizer_json: base.tokenizer_json,
+        processor: base.processor,
         step: p.step,
     })
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { serve } from '../../tools/serve.mjs';
 
 const BUNDLE = process.env.ADAPTERS;
@@ -14,9 +14,7 @@ const native = BUNDLE && JSON.parse(await readFile(process.env.ADAPTERS_NATIVE, 
 for (const backend of ['webgpu', 'cpu']) {
   test(`useAdapter in chromium (${backend})`, { skip: !BUNDLE && 'ADAPTERS not set', timeout: 600_000 }, async () => {
     const { server, origin } = await serve('.', { '/blank.html': '<!doctype html><meta charset="utf-8"><title>adapters</title>' });
-    const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-    if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
-    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
+    const browser = await launch(backend === 'webgpu');
     try {
       const page = await browser.newPage();
       await page.goto(`${origin}/blank.html`);

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { serve } from '../../tools/serve.mjs';
 
 const DIST = process.env.DIST;
@@ -32,9 +32,7 @@ function iou(a, b) {
 }
 
 async function run(webgpu) {
-  const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-  if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
+  const browser = await launch(webgpu);
   const page = await browser.newPage();
   const foreign = [];
   const wasm = [];

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { serve } from '../../tools/serve.mjs';
 
 const DIST = process.env.VITE_DIST;
@@ -12,10 +12,7 @@ const native = JSON.parse(await readFile(process.env.NATIVE, 'utf8'));
 
 test('the Vite example answers as the native CLI', { skip: !DIST && 'VITE_DIST not set' }, async () => {
   const { server, origin } = await serve(DIST);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     const errors = [];

@@ -6,13 +6,11 @@
 // Usage: node tools/bench/browser.mjs OUT.json [queries]
 //   BUNDLE=dir (under the repository; default assets/demo) BACKENDS=cpu (default webgpu,cpu), e.g.
 //   the 256 M int8 bundle of tools/real_size.sh: BUNDLE=runs/smol256-web/bundle BACKENDS=cpu
-import { createRequire } from 'node:module';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { serve } from '../serve.mjs';
+import { launch } from '../../tests/browser/launch.mjs';
 
-const require = createRequire(new URL('../../tests/browser/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const OUT = process.argv[2] || 'target/bench/browser.json';
 const QUERIES = Number(process.argv[3] || 10);
@@ -27,7 +25,7 @@ const backend = q.get('backend'), n = Number(q.get('n')), bundle = q.get('bundle
 try {
   const film = new Uint8Array(await (await fetch('/tests/fixtures/chest_rg1.dcm')).arrayBuffer());
   let t = performance.now();
-  const g = await Grounder.load(`/${bundle}/`, { backend, noWarmup: true });
+  const g = await Grounder.load('/' + bundle + '/', { backend, noWarmup: true });
   const loadMs = performance.now() - t;
   t = performance.now();
   const first = await g.ground(film, phrase);
@@ -50,9 +48,7 @@ const { server, origin } = await serve(ROOT, { '/': PAGE, '/bench.html': PAGE })
 const results = {};
 try {
   for (const backend of BACKENDS) {
-    const args = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-    if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
-    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
+    const browser = await launch(backend === 'webgpu');
     try {
       const page = await browser.newPage();
       // SwiftShader runs WebGPU on the CPU, about 30x slower than flex: fewer queries there.
