@@ -54,7 +54,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let device = medground::device::parse(&a.device)?;
     let threads = rayon::current_num_threads();
     // Grounding: the demo bundle, one film, the evaluation prompt.
-    let g = Grounder::from_bundle(&Bundle::read_dir(&a.model)?, &device)?;
+    let mut g = Grounder::from_bundle(&Bundle::read_dir(&a.model)?, &device)?;
+    // One image at the vision tower's size, as the PyTorch side is fed: the same work on both
+    // sides, even for a model with SmolVLM's processor (which would cut the film into tiles).
+    g.processor = None;
     let film = Synth::new(0, Split::Test, g.config.vision_config.image_size)
         .sample(0)
         .picture;
@@ -72,7 +75,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let train_device = device.clone().autodiff();
     let base = prepare(&cfg, &train_device)?;
     let (model, config, tokens) = (base.model, base.config, base.tokens);
-    let settings = base.processor.map(|(_, s)| s);
     let trainable = trainable_params(&model);
     let source = Source::Synth {
         synth: Synth::new(0, Split::Train, config.vision_config.image_size),
@@ -88,7 +90,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         &config,
         cfg.optim.coord_sigma,
         false,
-        settings.as_ref(),
+        None, // one squashed image, as for grounding above
         &train_device,
     )?;
     let mut optim = cfg.optim.adamw().init();
