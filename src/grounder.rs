@@ -11,6 +11,7 @@ use crate::model::generate::{MAX_BOX_TOKENS, Policy, generate};
 use crate::model::{Batch, Idefics3, Idefics3Config};
 use crate::protocol::answer::PixelBox;
 use crate::protocol::calibration::Calibration;
+use crate::protocol::chat::ChatTemplate;
 use crate::protocol::{GridBox, Prompt};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
@@ -51,6 +52,8 @@ pub struct Grounder {
     /// The checkpoint's image processor (SmolVLM's tiles), when the bundle holds
     /// `preprocessor_config.json`; without it, one image squashed to the vision tower's size.
     pub processor: Option<Settings>,
+    /// The checkpoint's own chat template, when it has one; else SmolVLM's layout.
+    pub chat: Option<ChatTemplate>,
 }
 
 impl Grounder {
@@ -94,6 +97,7 @@ impl Grounder {
             switchable: (!bundle.adapters().is_empty()).then(|| bundle.clone()),
             adapter: None,
             processor,
+            chat: ChatTemplate::find(&bundle.files)?,
         })
     }
 
@@ -136,7 +140,7 @@ impl Grounder {
         (rows, cols): (usize, usize),
     ) -> Result<Vec<u32>> {
         let prompt = Prompt::new(phrase, template)?;
-        let text = prompt.render_tiled(rows, cols, self.config.image_seq_len());
+        let text = prompt.render_in(self.chat.as_ref(), rows, cols, self.config.image_seq_len())?;
         let ids = self.tokens.encode(&text)?;
         let limit = self.config.text_config.max_position_embeddings;
         if ids.len() + MAX_BOX_TOKENS > limit {

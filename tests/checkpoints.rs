@@ -18,6 +18,7 @@ fn checkpoint() -> tempfile::TempDir {
         "model.safetensors",
         "preprocessor_config.json",
         "processor_config.json",
+        "chat_template.jinja",
     ] {
         std::fs::copy(from.join(f), dir.path().join(f)).unwrap();
     }
@@ -80,6 +81,10 @@ fn checkpoint_folders_medground_cannot_run_are_clear_errors() {
         "\"resample\": 0",
     );
     assert_fails_with(&run(dir.path()), "resample");
+
+    let dir = checkpoint();
+    edit(dir.path(), "chat_template.jinja", "{% endfor %}", "");
+    assert_fails_with(&run(dir.path()), "chat_template.jinja");
 }
 
 #[test]
@@ -123,6 +128,8 @@ fn fine_tuning_a_checkpoint_feeds_and_ships_its_processor_without_splitting() {
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["do_image_splitting"], false, "{}", bundle.display());
         assert_eq!(json["max_image_size"]["longest_edge"], 64);
+        // Trained inside the base's chat template, asked inside it.
+        assert!(bundle.join("chat_template.jinja").is_file());
         let a = answer(&ground(
             &fixture("structure/tall.png"),
             "the heart",

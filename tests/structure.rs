@@ -162,6 +162,8 @@ fn the_grounder_reads_the_checkpoint_processor_and_answers_tiled() {
     let bundle = medground::weights::Bundle::read_dir(&dir()).unwrap();
     let g = medground::grounder::Grounder::from_bundle(&bundle, &Device::flex()).unwrap();
     assert!(g.processor.is_some());
+    // Its prompt comes from its own chat template (chat_template.jinja).
+    assert!(g.chat.is_some());
     let expected: Expected = serde_json::from_str(&read("expected.json")).unwrap();
     for c in &f.cases {
         let picture =
@@ -221,13 +223,17 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
     };
     let build = |processor| {
         let examples = [example()];
+        let framing = medground::train::batch::Framing {
+            processor,
+            chat: None,
+        };
         medground::train::batch::build(
             &examples,
             &chat,
             &config,
             1.5,
             false,
-            processor,
+            &framing,
             &Device::flex(),
         )
         .unwrap()
@@ -239,7 +245,7 @@ fn a_chat_base_spells_the_answer_in_its_own_tokens() {
     // With the checkpoint's processor, training feeds its global view (splitting off).
     let (_, global) =
         medground::image::processor::without_splitting(&read("preprocessor_config.json")).unwrap();
-    let fed = build(Some(&global))
+    let fed = build(Some(global.clone()))
         .batch
         .pixels
         .into_data()

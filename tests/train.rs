@@ -110,6 +110,7 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         switchable: None,
         adapter: None,
         processor: None,
+        chat: None,
     };
     let want = answers(&unmerged);
     let merged_dir = tempfile::tempdir().unwrap();
@@ -119,7 +120,7 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         &done.model,
         &original_config(),
         json,
-        None,
+        &[],
         merged_dir.path(),
         Dtype::F32,
     )

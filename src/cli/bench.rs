@@ -13,6 +13,7 @@ use clap::Args;
 use medground::data::synth::{Split, Synth};
 use medground::train::TrainConfig;
 use medground::train::base::prepare;
+use medground::train::batch::Framing;
 use medground::train::batch::{Source, TrainBatch, build};
 use medground::train::loss::answer_loss;
 use medground::train::run::trainable_params;
@@ -90,7 +91,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         &config,
         cfg.optim.coord_sigma,
         false,
-        None, // one squashed image, as for grounding above
+        &Framing::default(), // one squashed image, as for grounding above
         &train_device,
     )?;
     let mut optim = cfg.optim.adamw().init();

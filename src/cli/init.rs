@@ -76,12 +76,14 @@ pub fn tokenizer(out: &Path) -> Result<()> {
 pub fn run(args: InitArgs) -> Result<()> {
     let device = Device::flex();
     device.seed(args.seed);
-    // The image processor's settings, when the model has one (SmolVLM's tiles).
+    // The image processor's settings, when the model has one (SmolVLM's tiles), and the bundle
+    // whose framing (processor, chat template) the copy keeps.
     let mut processor: Option<Vec<u8>> = None;
+    let mut framing_of: Option<Bundle> = None;
     let (tokenizer, config, mut model, what) = match &args.from {
         Some(dir) => {
             let bundle = Bundle::read_dir(dir)?;
-            processor = bundle.files.get(medground::image::processor::FILE).cloned();
+            framing_of = Some(bundle.clone());
             let g = Grounder::from_bundle(&bundle, &device)?;
             let what = format!("weights of {}", dir.display());
             (
@@ -122,8 +124,12 @@ pub fn run(args: InitArgs) -> Result<()> {
     };
     let weights = safetensors::save(&model, args.dtype.into())?;
     let bundle = Bundle::new(config.to_json(), tokenizer, weights, args.dtype.into());
-    match processor {
+    let bundle = match processor {
         Some(json) => bundle.with_file(medground::image::processor::FILE, json),
+        None => bundle,
+    };
+    match &framing_of {
+        Some(from) => bundle.with_framing_of(from),
         None => bundle,
     }
     .write_dir(&args.out)?;

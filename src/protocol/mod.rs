@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod calibration;
+pub mod chat;
 pub mod constrain;
 pub mod metrics;
 pub mod prompt;

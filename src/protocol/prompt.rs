@@ -86,6 +86,22 @@ impl Prompt {
     }
 }
 
+impl Prompt {
+    /// [`Self::render_tiled`] inside a checkpoint's own chat template when it has one.
+    pub fn render_in(
+        &self,
+        chat: Option<&super::chat::ChatTemplate>,
+        rows: usize,
+        cols: usize,
+        image_tokens: usize,
+    ) -> Result<String> {
+        match chat {
+            Some(t) => t.render(self.instruction(), rows, cols, image_tokens),
+            None => Ok(self.render_tiled(rows, cols, image_tokens)),
+        }
+    }
+}
+
 /// What the Idefics3 / SmolVLM processors put in place of an image: for each tile
 /// `<fake_token_around_image><row_R_col_C>` and its placeholders, a newline after each row, then a
 /// newline and the global view `<fake_token_around_image><global-img>…<fake_token_around_image>`.

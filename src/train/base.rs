@@ -6,11 +6,12 @@ use std::path::Path;
 use burn::module::{Lora, Module, ParamGroup};
 use burn::prelude::*;
 
+use super::batch::Framing;
 use super::config::TrainConfig;
 use super::run::TOKENIZER;
 use crate::error::{Error, Result};
 use crate::grounder::Grounder;
-use crate::image::processor::{self, Settings};
+use crate::image::processor;
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
@@ -21,9 +22,12 @@ pub struct Base {
     pub config: Idefics3Config,
     pub tokens: Tokens,
     pub tokenizer_json: Vec<u8>,
-    /// The base checkpoint's `preprocessor_config.json` with splitting off, and its settings:
-    /// films are fed as the processor's global view (one tile), and the trained bundle carries it.
-    pub processor: Option<(String, Settings)>,
+    /// How the base checkpoint frames its input: its processor with splitting off (films are fed
+    /// as the global view, one tile) and its chat template.
+    pub framing: Framing,
+    /// The files that tell it (`preprocessor_config.json` with splitting off, the template's
+    /// file), which the trained bundle carries so that it is asked as it was trained.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// The starting model and its tokenizer on `device`, the device's generator seeded first (what is
@@ -39,25 +43,36 @@ fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
             config,
             tokens,
             tokenizer_json: json,
-            processor: None,
+            framing: Framing::default(),
+            files: Vec::new(),
         });
     }
     let b = Bundle::read_dir(Path::new(&cfg.base))?;
     let g = Grounder::from_bundle(&b, device)?;
+    let mut files = Vec::new();
     let processor = match b.files.get(processor::FILE) {
         Some(bytes) => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Error::Config(format!("{} is not UTF-8", processor::FILE)))?;
-            Some(processor::without_splitting(text)?)
+            let (json, settings) = processor::without_splitting(text)?;
+            files.push((processor::FILE.to_string(), json.into_bytes()));
+            Some(settings)
         }
         None => None,
     };
+    if let Some(t) = &g.chat {
+        files.push((t.file().to_string(), b.file(t.file()).to_vec()));
+    }
     Ok(Base {
         model: g.model,
         config: g.config,
         tokens: g.tokens,
         tokenizer_json: b.file(bundle::TOKENIZER).to_vec(),
-        processor,
+        framing: Framing {
+            processor,
+            chat: g.chat,
+        },
+        files,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::model::{Batch, Idefics3Config};
 use crate::protocol::GridBox;
 use crate::protocol::answer::GRID;
 use crate::protocol::answer::PixelBox;
+use crate::protocol::chat::ChatTemplate;
 use crate::protocol::prompt::{Prompt, TEMPLATES, target};
 use crate::tokens::Tokens;
 
@@ -172,13 +173,22 @@ pub struct TrainBatch {
 
 pub const PAD: u32 = 0;
 
+/// How the base checkpoint frames its input, where it says: its image processor (without
+/// splitting: `processor::without_splitting`) and its chat template. The default is medground's
+/// own: one image squashed to the vision tower's size, SmolVLM's layout.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Framing {
+    pub processor: Option<Settings>,
+    pub chat: Option<ChatTemplate>,
+}
+
 pub fn build(
     examples: &[Example],
     tokens: &Tokens,
     config: &Idefics3Config,
     coord_sigma: f32,
     offsets: bool,
-    processor: Option<&Settings>,
+    framing: &Framing,
     device: &Device,
 ) -> Result<TrainBatch> {
     let n_img = config.image_seq_len();
@@ -186,7 +196,7 @@ pub fn build(
     let mut rows = Vec::with_capacity(examples.len());
     let mut answers = Vec::with_capacity(examples.len());
     for e in examples {
-        let prompt = tokens.encode(&e.prompt.render(n_img))?;
+        let prompt = tokens.encode(&e.prompt.render_in(framing.chat.as_ref(), 0, 0, n_img)?)?;
         let answer = tokens.encode(&target(&e.answer))?;
         answers.push((prompt.len(), answer.len()));
         rows.push([prompt, answer].concat());
@@ -202,7 +212,7 @@ pub fn build(
     }
     let mut pixels = Vec::with_capacity(examples.len() * 3 * size * size);
     for e in examples {
-        match processor {
+        match &framing.processor {
             // Splitting off (`processor::without_splitting`): one tile, the vision tower's size.
             Some(s) => pixels.extend(process(&e.picture, s)?.pixels),
             None => pixels.extend(model_input(&e.picture, size as u32)),

@@ -60,13 +60,7 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
             .map(|i| source.example(i as u64, 0))
             .collect::<Result<Vec<_>>>()?;
         let tb = build(
-            &examples,
-            &r.tokens,
-            &r.config,
-            0.0,
-            false,
-            r.processor.as_ref().map(|(_, s)| s),
-            &device,
+            &examples, &r.tokens, &r.config, 0.0, false, &r.framing, &device,
         )?;
         let patches = model.model.vision_model.forward(tb.batch.pixels.clone());
         let read_back = |t: Tensor<3>| {

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::base::{Base, prepare};
-use super::batch::{Source, prefetch};
+use super::batch::{Framing, Source, prefetch};
 use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
 use super::dense;
@@ -21,7 +21,6 @@ use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
 use crate::eval::{Films, evaluate};
 use crate::grounder::Grounder;
-use crate::image::processor::{self, Settings};
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, Dtype, safetensors};
@@ -83,9 +82,9 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         config,
         tokens,
         tokenizer_json,
-        processor,
+        framing,
+        files,
     } = prepare(cfg, &device)?;
-    let settings = processor.as_ref().map(|(_, s)| s.clone());
     let total = model.num_params();
     let trainable = trainable_params(&model);
     let mut model = trainee(cfg, model, &config, &device);
@@ -144,7 +143,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         tokens: &tokens,
         config: &config,
         optim: o,
-        processor: settings.as_ref(),
+        framing: &framing,
         devices: &devices,
     };
     let mut log = Log::open(&out, progress.step)?;
@@ -189,7 +188,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 calibration: None,
                 switchable: None,
                 adapter: None,
-                processor: settings.clone(),
+                processor: framing.processor.clone(),
+                chat: framing.chat.clone(),
             };
             let e = evaluate(&g, &val, Films::Own, |_| {})?;
             let overall = e.scores.overall();
@@ -214,7 +214,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         &model,
         &config,
         tokenizer_json,
-        processor.as_ref().map(|(json, _)| json.as_str()),
+        &files,
         &out,
         Dtype::F16,
     )?;
@@ -252,7 +252,7 @@ pub fn write_outputs(
     model: &Idefics3,
     config: &Idefics3Config,
     tokenizer_json: Vec<u8>,
-    processor_json: Option<&str>,
+    files: &[(String, Vec<u8>)],
     out: &Path,
     dtype: Dtype,
 ) -> Result<PathBuf> {
@@ -272,12 +272,11 @@ pub fn write_outputs(
     }
     let weights = safetensors::save(&model.clone().materialize(), dtype)?;
     let bundle_dir = out.join("bundle");
-    let bundle = Bundle::new(config.to_json(), tokenizer_json, weights, dtype);
-    match processor_json {
-        Some(json) => bundle.with_file(processor::FILE, json.as_bytes().to_vec()),
-        None => bundle,
-    }
-    .write_dir(&bundle_dir)?;
+    let bundle = files.iter().fold(
+        Bundle::new(config.to_json(), tokenizer_json, weights, dtype),
+        |b, (name, bytes)| b.with_file(name, bytes.clone()),
+    );
+    bundle.write_dir(&bundle_dir)?;
     Ok(bundle_dir)
 }
 
@@ -289,7 +288,8 @@ pub struct Restored {
     pub config: Idefics3Config,
     pub tokens: Tokens,
     pub tokenizer_json: Vec<u8>,
-    pub processor: Option<(String, Settings)>,
+    pub framing: Framing,
+    pub files: Vec<(String, Vec<u8>)>,
     pub step: usize,
 }
 
@@ -311,7 +311,8 @@ pub fn restore(run_dir: &Path) -> Result<Restored> {
         config: base.config,
         tokens: base.tokens,
         tokenizer_json: base.tokenizer_json,
-        processor: base.processor,
+        framing: base.framing,
+        files: base.files,
         step: p.step,
     })
 }
@@ -321,13 +322,12 @@ pub fn export(run_dir: &Path, out: &Path, dtype: Dtype) -> Result<PathBuf> {
     let r = restore(run_dir)?;
     eprintln!("exporting {} at step {}", run_dir.display(), r.step);
     let model = r.trainee.model.valid();
-    let processor = r.processor.as_ref().map(|(json, _)| json.as_str());
     write_outputs(
         &r.cfg,
         &model,
         &r.config,
         r.tokenizer_json,
-        processor,
+        &r.files,
         out,
         dtype,
     )

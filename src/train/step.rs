@@ -14,11 +14,10 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
-use super::batch::{Example, TrainBatch, build};
+use super::batch::{Example, Framing, TrainBatch, build};
 use super::config::OptimConfig;
 use super::loss::{Shares, Trainee};
 use crate::error::{Error, Result};
-use crate::image::processor::Settings;
 use crate::model::Idefics3Config;
 use crate::tokens::Tokens;
 
@@ -27,8 +26,8 @@ pub struct StepContext<'a> {
     pub tokens: &'a Tokens,
     pub config: &'a Idefics3Config,
     pub optim: &'a OptimConfig,
-    /// The base checkpoint's processor without splitting, when it has one.
-    pub processor: Option<&'a Settings>,
+    /// How the base frames its input.
+    pub framing: &'a Framing,
     /// Where the shards run; the first holds the model and the optimizer.
     pub devices: &'a [Device],
 }
@@ -42,7 +41,7 @@ impl StepContext<'_> {
             self.config,
             o.coord_sigma,
             o.dense_offsets(),
-            self.processor,
+            self.framing,
             device,
         )
     }

@@ -20,9 +20,22 @@ pub const FILES: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
 /// The manifest's `format`.
 const FORMAT: &str = "medground-bundle-1";
 /// Files a bundle may hold besides those (listed in its manifest when present).
-pub const OPTIONAL: [&str; 2] = [
+pub const OPTIONAL: [&str; 6] = [
     crate::protocol::calibration::FILE,
     crate::image::processor::FILE,
+    crate::protocol::chat::FILES[0],
+    crate::protocol::chat::FILES[1],
+    crate::protocol::chat::FILES[2],
+    crate::protocol::chat::FILES[3],
+];
+/// The files of a checkpoint that serve a model derived from it as they are (a merged adapter,
+/// a regridded copy): how it frames its input. A calibration does not: it fits one model's answers.
+pub const FRAMING: [&str; 5] = [
+    crate::image::processor::FILE,
+    crate::protocol::chat::FILES[0],
+    crate::protocol::chat::FILES[1],
+    crate::protocol::chat::FILES[2],
+    crate::protocol::chat::FILES[3],
 ];
 /// Where adapters live in a bundle: `adapters/NAME/` + the PEFT file names.
 const ADAPTERS: &str = "adapters/";
@@ -134,6 +147,16 @@ impl Bundle {
     /// Adds (or replaces) a file and its manifest entry: the calibration `calibrate` fits.
     /// A bundle read without a manifest (an HF checkpoint folder) gains one, as f32 (what
     /// merging assumes of such a folder).
+    /// This bundle with `from`'s [`FRAMING`] files.
+    pub fn with_framing_of(self, from: &Bundle) -> Self {
+        FRAMING
+            .iter()
+            .fold(self, |b, name| match from.files.get(*name) {
+                Some(bytes) => b.with_file(name, bytes.clone()),
+                None => b,
+            })
+    }
+
     pub fn with_file(mut self, name: &str, bytes: Vec<u8>) -> Self {
         self.files.insert(name.to_string(), bytes);
         let entry = |b: &Vec<u8>| FileEntry {

@@ -308,13 +308,7 @@ pub fn merge(base: &Bundle, config_json: &[u8], adapter: &[u8]) -> Result<Bundle
         merged,
         dtype,
     );
-    // The base's processor settings serve the merged model as they are (a calibration does
-    // not: it was fitted to the base's answers).
-    let processor = crate::image::processor::FILE;
-    Ok(match base.files.get(processor) {
-        Some(bytes) => merged.with_file(processor, bytes.clone()),
-        None => merged,
-    })
+    Ok(merged.with_framing_of(base))
 }
 
 #[cfg(test)]

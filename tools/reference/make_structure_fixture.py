@@ -4,7 +4,7 @@ what transformers computes on a tall and a wide image through its processor.
 
 Writes tests/fixtures/structure/: config.json and model.safetensors (save_pretrained),
 tokenizer.json and the images (from tests/fixtures/processor), preprocessor_config.json (64-px
-tiles, 128-px longest edge), processor_config.json, expected.json (per image: rows, cols, input ids,
+tiles, 128-px longest edge), processor_config.json, chat_template.jinja (SmolVLM's), expected.json (per image: rows, cols, input ids,
 greedy tokens) and expected.safetensors (per image: pixel values, vision features, connector
 output, logits). The Rust test `tests/structure.rs` checks medground against them.
 
@@ -49,6 +49,7 @@ def main():
     pre = json.loads((SRC / "preprocessor_config.json").read_text())
     pre.update({"max_image_size": {"longest_edge": TILE}, "size": {"longest_edge": LONGEST}})
     (OUT / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    (OUT / "chat_template.jinja").write_text(DEFAULT_CHAT_TEMPLATE)
     (OUT / "processor_config.json").write_text(json.dumps(
         {"image_seq_len": SEQ, "processor_class": "Idefics3Processor"}, indent=2) + "\n")
     settings = {k: v for k, v in pre.items() if k not in ("image_processor_type", "processor_class")}
