@@ -38,7 +38,7 @@ export declare function memoryNeeded(manifest: { dtype: string; files: Record<st
 
 export type ImageInput = Uint8Array | ArrayBuffer | ImageData | ImageBitmap;
 
-/** Instantiates one build once: "cpu" (default; 4.4 MB) or "gpu" (with WebGPU). `Grounder.load` calls it. */
+/** Instantiates one build once: "cpu" (default; 4.7 MB) or "gpu" (with WebGPU). `Grounder.load` calls it. */
 export declare function initWasm(wasm?: LoadOptions['wasm'], build?: 'cpu' | 'gpu'): Promise<unknown>;
 
 export declare class Grounder {
