@@ -19,15 +19,6 @@ pub const MANIFEST: &str = "manifest.json";
 pub const FILES: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
 /// The manifest's `format`.
 const FORMAT: &str = "medground-bundle-1";
-/// Files a bundle may hold besides those (listed in its manifest when present).
-pub const OPTIONAL: [&str; 6] = [
-    crate::protocol::calibration::FILE,
-    crate::image::processor::FILE,
-    crate::protocol::chat::FILES[0],
-    crate::protocol::chat::FILES[1],
-    crate::protocol::chat::FILES[2],
-    crate::protocol::chat::FILES[3],
-];
 /// The files of a checkpoint that serve a model derived from it as they are (a merged adapter,
 /// a regridded copy): how it frames its input. A calibration does not: it fits one model's answers.
 pub const FRAMING: [&str; 5] = [
@@ -302,7 +293,9 @@ impl Bundle {
             .iter()
             .map(|name| Ok((name.to_string(), read(name)?)))
             .collect::<Result<_>>()?;
-        for name in OPTIONAL {
+        // Files a bundle may hold besides those (listed in its manifest when present).
+        let optional = std::iter::once(crate::protocol::calibration::FILE).chain(FRAMING);
+        for name in optional {
             if dir.join(name).is_file() {
                 files.insert(name.to_string(), read(name)?);
             }
