@@ -229,6 +229,16 @@ fn bench_reports_figures_and_writes_the_batch_it_timed() {
     );
     let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(f["train_samples_per_s"].as_f64().unwrap() > 0.0);
+    // The step's two passes, timed apart, are parts of it (the optimizer step is the rest).
+    let (fwd, bwd) = (
+        f["train_forward_ms"].as_f64().unwrap(),
+        f["train_backward_ms"].as_f64().unwrap(),
+    );
+    assert!(fwd > 0.0 && bwd > 0.0, "{fwd} {bwd}");
+    assert!(
+        fwd + bwd <= 1.5 * f["train_step_ms"].as_f64().unwrap(),
+        "{fwd} {bwd} {f}"
+    );
     assert!(f["ground_ms"].as_f64().unwrap() > 0.0);
     assert!(f["peak_rss_train_mb"].as_f64().unwrap() >= f["peak_rss_infer_mb"].as_f64().unwrap());
     assert_eq!(f["new_tokens"], 6); // `{`, four grid tokens, `}`

@@ -97,13 +97,21 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut optim = cfg.optim.adamw().init();
     // The optimizer step consumes the model and hands back the updated one.
     let mut model = Some(model);
+    // The forward pass (to the loss's value) and the backward pass of each step, apart.
+    let (mut forward, mut backward) = (Vec::new(), Vec::new());
     let step_ms = median_ms(2, a.steps, &train_device, || {
         let m = model.take().expect("model");
+        let start = Instant::now();
         let loss = answer_loss(&m, &tb, config.image_token_id);
+        let _ = loss.clone().into_scalar::<f32>();
+        forward.push(start.elapsed().as_secs_f64() * 1000.0);
+        let start = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &m);
+        backward.push(start.elapsed().as_secs_f64() * 1000.0);
         model = Some(optim.step(cfg.optim.lr, m, grads));
         Ok(())
     })?;
+    let (forward_ms, backward_ms) = (median(&forward[2..]), median(&backward[2..]));
     let rss_train = peak_rss_mb();
 
     let figures = json!({
@@ -114,6 +122,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "trainable_params": trainable,
         "train_step_ms": step_ms,
         "train_samples_per_s": a.batch as f64 * 1000.0 / step_ms,
+        "train_forward_ms": forward_ms,
+        "train_backward_ms": backward_ms,
         "ground_ms": query_ms,
         "new_tokens": new_tokens,
         "answer": answer,
@@ -159,8 +169,13 @@ fn median_ms(
             times.push(start.elapsed().as_secs_f64() * 1000.0);
         }
     }
+    Ok(median(&times))
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut times = times.to_vec();
     times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    times[times.len() / 2]
 }
 
 /// The process's peak resident memory in MB (Linux; NaN elsewhere).

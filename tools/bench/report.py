@@ -41,7 +41,7 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     get = lambda d, k: None if d is None else d.get(k)
-    fmt = lambda v: "" if v is None else f"{v:.1f}"
+    fmt = lambda v: "" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
 
     def ratio(ours, theirs, higher_better):
         if ours is None or theirs is None:
@@ -88,6 +88,9 @@ def main():
         "| size | figure | medground | PyTorch | unit | ratio |",
         "|---|---|---:|---:|---|---:|",
         *rows,
+        "",
+        "Where a training step's time goes on each side, and what was tried: docs/speed.md "
+        "(`bash tools/profile.sh`).",
         "",
     ]
     if browser:

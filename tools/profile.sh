@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Where a CPU training step's time goes (docs/BENCHMARKS.md, "Where the time goes"): the
+# 196-token tiny model's stage-2 step beside PyTorch + PEFT at 1 and 2 threads (how much of each
+# side runs in parallel), the step's matrix products and elementwise ops timed alone on both
+# sides, the vision tower's parts, and a flat `perf` profile of one-thread steps when perf is
+# installed. Run after `bash tools/bench.sh` has made target/bench/tiny196 (or it makes it).
+#   bash tools/profile.sh            # prints markdown tables; the perf report goes to $out
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${PROFILE_OUT:-target/profile}
+mkdir -p "$out"
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release --locked ${FEATURES:+--features "$FEATURES"} \
+  --bin medground --example profile_ops
+py=${PYTHON:-.venv/bin/python}
+mg=./target/release/medground
+dir=target/bench/tiny196
+if [ ! -f "$dir/torch.json" ]; then
+  SIZES=tiny196 SKIP_BROWSER=1 REPORT=0 NO_BUILD=1 bash tools/bench.sh
+fi
+figure() { "$py" -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]]))" "$1" "${2:-train_step_ms}"; }
+echo "| threads | medground ms a step | forward | backward | PyTorch + PEFT ms a step | ratio |"
+echo "|---:|---:|---:|---:|---:|---:|"
+for t in 1 2; do
+  RAYON_NUM_THREADS=$t $mg bench --base "$dir/base" --model "$dir/demo" --batch 16 --steps 3 \
+    --queries 1 --json "$out/native-$t.json" > /dev/null
+  "$py" tools/reference/bench_torch.py --device cpu --threads $t --base "$dir/base" \
+    --model "$dir/demo" --steps 3 --queries 1 --inputs "$dir" --json "$out/torch-$t.json" > /dev/null
+  n=$(figure "$out/native-$t.json"); p=$(figure "$out/torch-$t.json")
+  f=$(figure "$out/native-$t.json" train_forward_ms); b=$(figure "$out/native-$t.json" train_backward_ms)
+  echo "| $t | $n | $f | $b | $p | $("$py" -c "print(f'{$p / $n:.2f}x')") |"
+done
+echo
+echo "## medground (Burn flex), 2 threads"
+RAYON_NUM_THREADS=2 ./target/release/examples/profile_ops "$dir/base/config.json"
+echo
+echo "## PyTorch, 2 threads"
+"$py" tools/bench/torch_ops.py 2
+if command -v perf > /dev/null; then
+  RAYON_NUM_THREADS=1 perf record -q -e cpu-clock -F 499 -o "$out/perf.data" $mg bench \
+    --base "$dir/base" --model "$dir/demo" --batch 16 --steps 3 --queries 1 > /dev/null 2>&1
+  perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2> /dev/null \
+    | grep -E '^ +[0-9]' | awk 'NR <= 25' > "$out/perf.txt"
+  echo
+  echo "perf, one thread, top symbols ($out/perf.txt):"
+  cat "$out/perf.txt"
+fi
