@@ -1,5 +1,5 @@
 //! The training step's pieces timed one by one on the CPU backend (`tools/profile.sh`, figures in
-//! docs/BENCHMARKS.md "Where the time goes"): matrix products at the tiny model's shapes, the
+//! docs/speed.md): matrix products at the tiny model's shapes, the
 //! elementwise ops, and the vision tower's parts. `cargo run --release --example profile_ops
 //! --features cli -- CONFIG.json`.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a CPU training step's time goes (docs/BENCHMARKS.md, "Where the time goes"): the
+# Where a CPU training step's time goes (docs/speed.md): the
 # 196-token tiny model's stage-2 step beside PyTorch + PEFT at 1 and 2 threads (how much of each
 # side runs in parallel), the step's matrix products and elementwise ops timed alone on both
 # sides, the vision tower's parts, and a flat `perf` profile of one-thread steps when perf is
@@ -20,9 +20,14 @@ fi
 figure() { "$py" -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]]))" "$1" "${2:-train_step_ms}"; }
 echo "| threads | medground ms a step | forward | backward | PyTorch + PEFT ms a step | ratio |"
 echo "|---:|---:|---:|---:|---:|---:|"
+# The one-thread run is also the one `perf` samples, when it is installed (its figure then carries
+# perf's sampling, about 1 %).
+record=()
+command -v perf > /dev/null && record=(perf record -q -e cpu-clock -F 499 -o "$out/perf.data")
 for t in 1 2; do
-  RAYON_NUM_THREADS=$t $mg bench --base "$dir/base" --model "$dir/demo" --batch 16 --steps 3 \
-    --queries 1 --json "$out/native-$t.json" > /dev/null
+  [ "$t" = 1 ] || record=()
+  RAYON_NUM_THREADS=$t "${record[@]}" $mg bench --base "$dir/base" --model "$dir/demo" --batch 16 \
+    --steps 3 --queries 1 --json "$out/native-$t.json" > /dev/null 2>&1
   "$py" tools/reference/bench_torch.py --device cpu --threads $t --base "$dir/base" \
     --model "$dir/demo" --steps 3 --queries 1 --inputs "$dir" --json "$out/torch-$t.json" > /dev/null
   n=$(figure "$out/native-$t.json"); p=$(figure "$out/torch-$t.json")
@@ -35,9 +40,7 @@ RAYON_NUM_THREADS=2 ./target/release/examples/profile_ops "$dir/base/config.json
 echo
 echo "## PyTorch, 2 threads"
 "$py" tools/bench/torch_ops.py 2
-if command -v perf > /dev/null; then
-  RAYON_NUM_THREADS=1 perf record -q -e cpu-clock -F 499 -o "$out/perf.data" $mg bench \
-    --base "$dir/base" --model "$dir/demo" --batch 16 --steps 3 --queries 1 > /dev/null 2>&1
+if [ -f "$out/perf.data" ]; then
   perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2> /dev/null \
     | grep -E '^ +[0-9]' | awk 'NR <= 25' > "$out/perf.txt"
   echo

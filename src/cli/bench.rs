@@ -99,7 +99,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut model = Some(model);
     // The forward pass (to the loss's value) and the backward pass of each step, apart.
     let (mut forward, mut backward) = (Vec::new(), Vec::new());
-    let step_ms = median_ms(2, a.steps, &train_device, || {
+    const WARM: usize = 2;
+    let step_ms = median_ms(WARM, a.steps, &train_device, || {
         let m = model.take().expect("model");
         let start = Instant::now();
         let loss = answer_loss(&m, &tb, config.image_token_id);
@@ -111,7 +112,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         model = Some(optim.step(cfg.optim.lr, m, grads));
         Ok(())
     })?;
-    let (forward_ms, backward_ms) = (median(&forward[2..]), median(&backward[2..]));
+    let (forward_ms, backward_ms) = (median(&forward[WARM..]), median(&backward[WARM..]));
     let rss_train = peak_rss_mb();
 
     let figures = json!({
