@@ -201,7 +201,7 @@ fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
         let p = probs[i] as f64;
         // Equal probabilities pool first: one block per distinct value.
         match blocks.last_mut() {
-            Some(last) if k > 0 && probs[order[k - 1]] == probs[i] => {
+            Some(last) if probs[order[k - 1]] == probs[i] => {
                 last.hits += ys[i];
                 last.n += 1.0;
             }
