@@ -1,6 +1,6 @@
 //! The training step's pieces timed one by one on the CPU backend (`tools/profile.sh`, figures in
 //! docs/speed.md): matrix products at the tiny model's shapes, the
-//! elementwise ops, and the vision tower's parts. `cargo run --release --example profile_ops
+//! elementwise ops, SiLU forward and backward through autodiff, and the vision tower's parts. `cargo run --release --example profile_ops
 //! --features cli -- CONFIG.json`.
 
 use std::time::{Duration, Instant};

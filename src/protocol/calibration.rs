@@ -197,11 +197,12 @@ fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
         n: f64,
     }
     let mut blocks: Vec<Block> = Vec::new();
-    for (k, &i) in order.iter().enumerate() {
+    for &i in &order {
         let p = probs[i] as f64;
-        // Equal probabilities pool first: one block per distinct value.
+        // Equal probabilities pool first: one block per distinct value (the last block ends at
+        // the previous probability, merged or not).
         match blocks.last_mut() {
-            Some(last) if probs[order[k - 1]] == probs[i] => {
+            Some(last) if last.hi == p => {
                 last.hits += ys[i];
                 last.n += 1.0;
             }
