@@ -16,9 +16,12 @@ the boxes with CNR >= --visible (default 0.9, about the real sample film's visib
 
 import argparse
 import json
+import os
 
 import numpy as np
 from PIL import Image
+
+from box_errors import centre
 
 SIZE = 224
 RING = 6
@@ -37,11 +40,7 @@ def cnr(film, box):
 
 
 def centre_error(p):
-    b, t = p["box"], p["truth"]
-    return max(
-        abs((b["x1"] + b["x2"]) / 2 - (t["x1"] + t["x2"]) / 2),
-        abs((b["y1"] + b["y2"]) / 2 - (t["y1"] + t["y2"]) / 2),
-    )
+    return max(abs(a - b) for a, b in zip(centre(p["box"]), centre(p["truth"])))
 
 
 def real_film(dcm, boxes):
@@ -82,7 +81,7 @@ def main():
     a = ap.parse_args()
     if a.real:
         real_film(*a.real)
-    root = a.dataset.rsplit("/", 1)[0] if "/" in a.dataset else "."
+    root = os.path.dirname(a.dataset) or "."
     records = [json.loads(line) for line in open(a.dataset) if line.strip()]
     films = {}
     by_cat = {}
