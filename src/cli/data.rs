@@ -27,6 +27,9 @@ pub enum DataCommand {
         /// Side of the square films, pixels.
         #[arg(long, default_value_t = 224)]
         size: usize,
+        /// Upright films, read as a reader reads them (the corpus `synth:N:split:seed:upright`).
+        #[arg(long)]
+        upright: bool,
     },
     /// Per-category counts, box size and position histograms (text, and a PNG with --out).
     Stats {
@@ -52,7 +55,8 @@ pub enum DataCommand {
 
 #[derive(Args)]
 pub struct DatasetArgs {
-    /// A .jsonl, an MS-CXR .csv (v1.1.0) or .json (v1.0.0), or synth:N[:train|val|test[:seed]].
+    /// A .jsonl, an MS-CXR .csv (v1.1.0) or .json (v1.0.0), or
+    /// synth:N[:train|val|test[:seed]][:upright] (anatomy:... for the anatomy phrases).
     pub dataset: String,
     /// Root the dataset's image paths are relative to (MS-CXR: the MIMIC-CXR folder).
     #[arg(long)]
@@ -104,7 +108,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             split: name,
             seed,
             size,
-        } => synth(n, &out, split(&name)?, &name, seed, size),
+            upright,
+        } => {
+            let generator = Synth::new(seed, split(&name)?, size).with_upright(upright);
+            synth(n, &out, &generator, &name)
+        }
         DataCommand::Stats { set, out } => {
             let stats = Stats::new(&set.records(224)?);
             print!("{}", stats.text());
@@ -163,11 +171,11 @@ pub fn save(img: &image::RgbImage, path: &Path) -> Result<()> {
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", path.display())))
 }
 
-fn synth(n: usize, out: &Path, split: Split, name: &str, seed: u64, size: usize) -> Result<()> {
+fn synth(n: usize, out: &Path, generator: &Synth, name: &str) -> Result<()> {
+    let size = generator.size;
     let start = std::time::Instant::now();
     let images = out.join("images");
     std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
-    let generator = Synth::new(seed, split, size);
     let rows: Vec<Vec<JsonlRow>> = (0..n)
         .into_par_iter()
         .map(|i| {

@@ -29,8 +29,19 @@ pub const CHECKED_ANATOMY: [&str; 6] = [
     "the left hemidiaphragm",
 ];
 
-/// Parses `synth:N[:split[:seed]]` and `anatomy:N[:split[:seed]]`.
-pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64, Asks)>> {
+/// A synthetic dataset's name: `synth:N[:split[:seed]][:upright]` or the same with `anatomy:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthSpec {
+    pub n: usize,
+    pub split: Split,
+    pub seed: u64,
+    pub asks: Asks,
+    /// `:upright`: the upright films of `Synth::with_upright`.
+    pub upright: bool,
+}
+
+/// Parses `synth:N[:split[:seed]][:upright]` and `anatomy:N[:split[:seed]][:upright]`.
+pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
     let (rest, asks) = match (spec.strip_prefix("synth:"), spec.strip_prefix("anatomy:")) {
         (Some(rest), _) => (rest, Asks::Findings),
         (_, Some(rest)) => (rest, Asks::Anatomy),
@@ -38,11 +49,18 @@ pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64, Asks)>> {
     };
     let bad = || {
         Error::Other(format!(
-            "bad synthetic dataset {spec:?}: use synth:N[:train|val|test[:seed]] \
+            "bad synthetic dataset {spec:?}: use synth:N[:train|val|test[:seed]][:upright] \
              (or anatomy:N[:...] for the anatomy phrases)"
         ))
     };
-    let parts: Vec<&str> = rest.split(':').collect();
+    let mut parts: Vec<&str> = rest.split(':').collect();
+    let upright = parts.len() > 1 && parts.last() == Some(&"upright");
+    if upright {
+        parts.pop();
+    }
+    if parts.len() > 3 {
+        return Err(bad());
+    }
     let n = parts[0].parse().map_err(|_| bad())?;
     let split = match parts.get(1).copied().unwrap_or("test") {
         "train" => Split::Train,
@@ -56,7 +74,13 @@ pub fn parse_synth(spec: &str) -> Result<Option<(usize, Split, u64, Asks)>> {
         .transpose()
         .map_err(|_| bad())?
         .unwrap_or(0);
-    Ok(Some((n, split, seed, asks)))
+    Ok(Some(SynthSpec {
+        n,
+        split,
+        seed,
+        asks,
+        upright,
+    }))
 }
 
 /// Records of `n` synthetic films (one per finding, or per checked anatomy phrase), generated
@@ -102,12 +126,16 @@ pub fn synth_records(synth: &Synth, n: usize, asks: Asks) -> Vec<Record> {
         .collect()
 }
 
-/// Opens a dataset: `synth:N[:split[:seed]]` or `anatomy:N[:split[:seed]]` (films of `size`
+/// Opens a dataset: `synth:N[:split[:seed]][:upright]` or `anatomy:...` (films of `size`
 /// pixels) or a file for [`load::load`].
 pub fn open(spec: &str, images: Option<&Path>, size: usize) -> Result<Loaded> {
     match parse_synth(spec)? {
-        Some((n, split, seed, asks)) => Ok(Loaded {
-            records: synth_records(&Synth::new(seed, split, size), n, asks),
+        Some(s) => Ok(Loaded {
+            records: synth_records(
+                &Synth::new(s.seed, s.split, size).with_upright(s.upright),
+                s.n,
+                s.asks,
+            ),
             problems: vec![],
         }),
         None => load::load(Path::new(spec), images),
@@ -136,11 +164,22 @@ mod tests {
     /// `anatomy:N` asks the checked anatomy of the same films `synth:N` asks the findings of.
     #[test]
     fn anatomy_specs_ask_the_checked_anatomy_of_the_same_films() {
-        assert_eq!(
-            parse_synth("anatomy:4:val:2").unwrap(),
-            Some((4, Split::Val, 2, Asks::Anatomy))
-        );
+        let spec = SynthSpec {
+            n: 4,
+            split: Split::Val,
+            seed: 2,
+            asks: Asks::Anatomy,
+            upright: false,
+        };
+        assert_eq!(parse_synth("anatomy:4:val:2").unwrap(), Some(spec));
+        let upright = SynthSpec {
+            upright: true,
+            ..spec
+        };
+        assert_eq!(parse_synth("anatomy:4:val:2:upright").unwrap(), Some(upright));
         assert!(parse_synth("anatomy:x").is_err());
+        assert!(parse_synth("synth:4:val:2:sideways").is_err());
+        assert!(parse_synth("synth:upright").is_err());
         let a = open("anatomy:3:val:2", None, 96).unwrap().records;
         let f = open("synth:3:val:2", None, 96).unwrap().records;
         assert!(a.len() >= 3 * 4, "{} anatomy records", a.len());

@@ -78,7 +78,8 @@ fn default_epsilon() -> f32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// "synth" streams synthetic films; otherwise a dataset file (see `data::open`).
+    /// "synth" streams synthetic films ("synth:upright" the upright ones: `Synth::with_upright`);
+    /// otherwise a dataset file (see `data::open`).
     pub train: String,
     /// Validation set, e.g. "synth:200:val".
     pub val: String,

@@ -113,10 +113,11 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         eprintln!("resumed from {} at step {}", dir.display(), progress.step);
     }
     let source = match cfg.data.train.as_str() {
-        "synth" => Source::Synth {
+        stream @ ("synth" | "synth:upright") => Source::Synth {
             synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size)
                 .with_wide_geometry(cfg.stage == 1)
-                .with_focus(cfg.data.focus()?),
+                .with_focus(cfg.data.focus()?)
+                .with_upright(stream == "synth:upright"),
             stage: cfg.stage,
             anatomy: cfg.data.anatomy_share()?,
         },

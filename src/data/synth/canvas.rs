@@ -16,6 +16,8 @@ pub struct Canvas {
     pub h: usize,
     pub integral: Vec<f32>,
     pub labels: Vec<u16>,
+    /// An upright film, its lungs cut at the domes (`regions::cut_below_domes`).
+    pub upright: bool,
 }
 
 /// Inclusive pixel bounds.
@@ -120,6 +122,7 @@ impl Canvas {
             h: size,
             integral,
             labels,
+            upright: false,
         }
     }
 

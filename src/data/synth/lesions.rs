@@ -26,8 +26,11 @@ pub fn airspace(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding, patchy: bool) -
     };
     let lb = c.bounds(lung_bits(f.side))?;
     let rb = c.bounds(region)?;
+    // On an upright film the right middle lobe projects below the mid zone, next to the heart:
+    // "middle lobe" is then the lobe wherever it lies.
+    let zoned = !(c.upright && !patchy && f.side == Side::Right && f.zone == Zone::Middle);
     let (cx, cy) = c.sample_in(r, region, rb, |x, y| {
-        in_zone(f.zone, x as f32, y as f32, lb, f.side)
+        !zoned || in_zone(f.zone, x as f32, y as f32, lb, f.side)
     })?;
     // Sized to the NIH ChestX-ray14 boxes (median pneumonia and infiltrate box about 50 x 60 px of
     // 224): `tools/assets/nih_box_sizes.py`.

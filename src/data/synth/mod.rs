@@ -48,8 +48,9 @@ pub struct SynthSample {
     pub pose: usize,
 }
 
-/// Boxes of the anatomy phrases on a canvas, from its label bits.
-fn anatomy(c: &Canvas) -> Vec<(&'static str, PixelBox)> {
+/// Boxes of the anatomy phrases on a canvas, from its label bits; `upright`: each hemidiaphragm
+/// from its dome's apex down to its lung's lowest point, as a reader boxes it.
+fn anatomy(c: &Canvas, upright: bool) -> Vec<(&'static str, PixelBox)> {
     use self::phantom::bits::*;
     let mut out = Vec::new();
     let structures: [(&'static str, u16); 8] = [
@@ -71,7 +72,14 @@ fn anatomy(c: &Canvas) -> Vec<(&'static str, PixelBox)> {
     for (side, bits, lateral_right) in [("right", RIGHT_LUNG, false), ("left", LEFT_LUNG, true)] {
         if let Some(b) = c.bounds(bits) {
             let mut dome = b.to_box();
-            dome.y1 = dome.y2 - 0.12 * (dome.y2 - dome.y1);
+            let apex = upright
+                .then(|| regions::dome_apex(&c.labels, c.w, bits))
+                .flatten()
+                .filter(|&a| a > b.y0 && a <= b.y1);
+            dome.y1 = match apex {
+                Some(a) => (a as f32).min(dome.y2 - 0.05 * (dome.y2 - dome.y1)),
+                None => dome.y2 - 0.12 * (dome.y2 - dome.y1),
+            };
             let w = dome.x2 - dome.x1;
             let mut angle = dome;
             if lateral_right {
@@ -113,6 +121,8 @@ pub struct Synth {
     /// (category, share): the film's first finding is this category with this probability
     /// (see `with_focus`); None: every category equally often.
     pub focus: Option<(usize, f64)>,
+    /// Upright films read as a reader reads them (see `with_upright`).
+    pub upright: bool,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -181,6 +191,7 @@ impl Synth {
             size,
             wide: false,
             focus: None,
+            upright: false,
         }
     }
 
@@ -201,6 +212,18 @@ impl Synth {
         self
     }
 
+    /// Upright films, as a reader reads them (`:upright` in a dataset's name): the domes of the
+    /// diaphragm lowered as on an upright PA film in inspiration (`Patient::with_upright_domes`),
+    /// and the lungs labelled as far as a film shows them, down to the domes, not into the
+    /// recesses behind the abdomen that the supine CT labels lung (`regions::cut_below_domes`).
+    /// So the lung and lobe boxes, the zones findings are placed by, and the hemidiaphragms
+    /// (from the dome's apex down to the lung's lowest point) follow the film, not the CT.
+    /// Off, the films are exactly those of corpora before it.
+    pub fn with_upright(mut self, upright: bool) -> Self {
+        self.upright = upright;
+        self
+    }
+
     /// Sample `index` of this corpus.
     pub fn sample(&self, index: u64) -> SynthSample {
         let salt = match self.split {
@@ -216,7 +239,10 @@ impl Synth {
         // The patient (deformed phantom plus the body the CT cut off), framed on a whole film,
         // with ribs, clavicles, scapulae and spine at a contrast of their own.
         let framing = framing::Framing::new(p, self.size, self.wide, &mut r);
-        let patient = patient::Patient::new(p, &mut r, if self.wide { 1.5 } else { 1.0 });
+        let mut patient = patient::Patient::new(p, &mut r, if self.wide { 1.5 } else { 1.0 });
+        if self.upright {
+            patient = patient.with_upright_domes(p, &mut r);
+        }
         let bone_gain = [
             r.random_range(1.0..3.2),
             r.random_range(1.0..2.2),
@@ -229,6 +255,10 @@ impl Synth {
         let beyond = |x, y, edge| patient.beyond(x, y, edge);
         let mut canvas = Canvas::warp(p, self.size, map, beyond, bone_gain);
         patient::breasts(&mut canvas, &mut r);
+        if self.upright {
+            regions::cut_below_domes(&mut canvas.labels, canvas.w);
+            canvas.upright = true;
+        }
         let wanted = if r.random_bool(0.7) {
             1
         } else if r.random_bool(0.8) {
@@ -259,7 +289,7 @@ impl Synth {
                 });
             }
         }
-        let anatomy = anatomy(&canvas);
+        let anatomy = anatomy(&canvas, self.upright);
         let (data, objects) = film::expose(&canvas, &mut r);
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");

@@ -37,6 +37,9 @@ pub struct Patient {
     // Deformation.
     heart: (f32, f32, f32, f32),
     diaphragm: [f32; 2],
+    /// Upright films only: per side, the dome's apex row and lung bottom in the phantom, and
+    /// how far the dome comes down (deeper inspiration, upright: see `with_upright_domes`).
+    domes: Option<[(f32, f32, f32); 2]>,
     lung_top: f32,
     lung_bottom: f32,
     mediastinum: f32,
@@ -101,6 +104,7 @@ impl Patient {
             fill: r.random_range(0.8..1.1),
             heart,
             diaphragm,
+            domes: None,
             lung_top: l.y0 as f32,
             lung_bottom: l.y1 as f32,
             mediastinum: r.random_range(-0.018..0.018) * w * spread,
@@ -112,6 +116,21 @@ impl Patient {
             neck,
             arms,
         }
+    }
+
+    /// The domes lowered as on an upright film in full inspiration: the CT was taken supine, its
+    /// right dome at about 55 % of the lung's height (the left at 78 %), with the lung reaching
+    /// far down behind the abdomen; on an upright PA film the apex of each dome lies at about
+    /// 85-90 % of the lung field's height. Each dome comes down to a random 75-90 % of its
+    /// lung's height, the abdomen under it pressed into what is left above the lung's lowest
+    /// point. Draws from `r` only here, so films without it keep their stream.
+    pub fn with_upright_domes(mut self, p: &Phantom, r: &mut ChaCha8Rng) -> Self {
+        let top = self.lung_top;
+        self.domes = Some(p.domes.map(|(apex, bottom)| {
+            let target = top + r.random_range(0.75..0.9) * (bottom - top);
+            (apex, bottom, (target - apex).max(0.0))
+        }));
+        self
     }
 
     /// The phantom point this patient shows at phantom point `(x, y)`: sampling there makes the
@@ -129,6 +148,22 @@ impl Patient {
         let up = smoothstep((y - self.lung_top) / span);
         let down = 1.0 - smoothstep((y - self.lung_bottom) / (0.4 * span));
         sy -= shift * up * down;
+        if let Some([(ar, br, dr), (al, bl, dl)]) = self.domes {
+            // The lung above a dome stretched down onto it, the abdomen under it pressed; fixed
+            // at the lung's top and lowest point, so it never folds (slope >= 0.3).
+            let (apex, bottom, d) = (
+                ar * (1.0 - t) + al * t,
+                br * (1.0 - t) + bl * t,
+                dr * (1.0 - t) + dl * t,
+            );
+            let peak = apex + d;
+            let g = if y <= peak {
+                smoothstep((y - self.lung_top) / (peak - self.lung_top).max(1.0))
+            } else {
+                1.0 - smoothstep((y - peak) / (bottom - peak).max(1.0))
+            };
+            sy -= d * g;
+        }
         let m = (x - self.mid) / (0.1 * self.w);
         sx -= self.mediastinum * m.signum() * (-m * m).exp() * m.abs().min(1.0);
         let (fx, fy, amp) = &self.field;

@@ -29,6 +29,11 @@ pub mod bits {
     pub const LEFT_LUNG: u16 = LUNG_UPPER_LEFT | LUNG_LOWER_LEFT;
     pub const RIGHT_LUNG: u16 = LUNG_UPPER_RIGHT | LUNG_MIDDLE_RIGHT | LUNG_LOWER_RIGHT;
     pub const LUNGS: u16 = LEFT_LUNG | RIGHT_LUNG;
+    /// Lung behind the abdomen on an upright film (set by `regions::cut_below_domes`, not by
+    /// the CT's labels).
+    pub const RECESS: u16 = 1 << 14;
+    /// What lies under the domes of the diaphragm.
+    pub const ABDOMEN: u16 = LIVER | STOMACH_SPLEEN;
 }
 
 pub const NAMES: [&str; 14] = [
@@ -75,6 +80,9 @@ pub struct Phantom {
     /// Bounds of both lungs and of the heart: the landmarks framing and deformation use.
     pub lungs: Bounds,
     pub heart: Bounds,
+    /// Per side (the patient's right, then left): the row of the dome's apex and of that lung's
+    /// lowest point, which on this supine CT lies deep behind the abdomen.
+    pub domes: [(f32, f32); 2],
 }
 
 #[derive(Deserialize)]
@@ -152,7 +160,14 @@ fn load() -> Result<Vec<Phantom>> {
             };
             let integral: Vec<f32> = scale(&raw, meta.integral_scale);
             let smooth = soften_twice(&integral, width, height, 6);
+            let mut domes = [(0.0, 0.0); 2];
+            for (d, lung) in domes.iter_mut().zip([bits::RIGHT_LUNG, bits::LEFT_LUNG]) {
+                let bottom = bounds(lung)?.y1 as f32;
+                let apex = super::regions::dome_apex(&labels, width, lung);
+                *d = (apex.map_or(bottom, |a| a as f32), bottom);
+            }
             Ok(Phantom {
+                domes,
                 width,
                 height,
                 integral,

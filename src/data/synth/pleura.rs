@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::canvas::{Bounds, Canvas, smoothstep};
 use super::compose::{apply, apply_sharp, local_mean};
+use super::phantom::bits;
 use super::regions::{lateral_sign, lateral_t, lung_bits};
 use crate::data::phrases::{Finding, Side, Zone};
 
@@ -18,11 +19,14 @@ pub fn pleural_effusion(c: &mut Canvas, r: &mut ChaCha8Rng, f: &Finding) -> Opti
     let amp = r.random_range(0.7..1.3) * (0.85 + 0.15 * f.severity as f32);
     let base = b.y1 as f32 - frac * h;
     let soft = r.random_range(1.5..4.0);
+    // Fluid fills the lung's base and, on an upright film, the recess behind the dome up to the
+    // lowest visible lung: the dome's outline goes, as a reader sees on a film.
+    let fluid = lung | bits::RECESS;
     let mut delta = vec![0.0; c.integral.len()];
     for y in b.y0..=b.y1 {
         for x in b.x0..=b.x1 {
             let i = y * c.w + x;
-            if !c.has(i, lung) {
+            if !c.has(i, fluid) {
                 continue;
             }
             let t = lateral_t(x as f32, b, f.side);
