@@ -177,10 +177,23 @@ fn data_synth_is_deterministic_and_strict_loading_fails_on_bad_rows() {
     assert_eq!(read(&a, "train.jsonl"), read(&b, "train.jsonl"));
     // The upright films are other films, and the corpus by name says so too.
     let up = tempfile::tempdir().unwrap();
-    let args = ["data", "synth", "--n", "6", "--seed", "9", "--size", "96", "--upright"];
+    let args = [
+        "data",
+        "synth",
+        "--n",
+        "6",
+        "--seed",
+        "9",
+        "--size",
+        "96",
+        "--upright",
+    ];
     let out = medground(&[&args[..], &["--out", up.path().to_str().unwrap()]].concat());
     assert!(out.status.success());
-    assert_ne!(read(&up, "images/train_000000.png"), read(&a, "images/train_000000.png"));
+    assert_ne!(
+        read(&up, "images/train_000000.png"),
+        read(&a, "images/train_000000.png")
+    );
     let stats = medground(&["data", "stats", "anatomy:3:val:1:upright"]);
     assert!(String::from_utf8_lossy(&stats.stdout).contains("total"));
     assert_fails_with(

@@ -176,7 +176,10 @@ mod tests {
             upright: true,
             ..spec
         };
-        assert_eq!(parse_synth("anatomy:4:val:2:upright").unwrap(), Some(upright));
+        assert_eq!(
+            parse_synth("anatomy:4:val:2:upright").unwrap(),
+            Some(upright)
+        );
         assert!(parse_synth("anatomy:x").is_err());
         assert!(parse_synth("synth:4:val:2:sideways").is_err());
         assert!(parse_synth("synth:upright").is_err());

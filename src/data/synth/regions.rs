@@ -105,7 +105,9 @@ mod tests {
         let lung: Vec<bool> = labels.iter().map(|v| v & bits::LUNGS != 0).collect();
         assert_eq!(
             lung,
-            [true, true, true, true, false, true, false, true, false, true, false, false]
+            [
+                true, true, true, true, false, true, false, true, false, true, false, false
+            ]
         );
         assert_eq!(labels[8], a, "the abdomen's bits stay");
         assert_eq!(labels[4], a | bits::RECESS, "the recess is marked");
@@ -133,7 +135,10 @@ mod tests {
                 })
                 .collect();
             let mean = at.iter().sum::<f32>() / at.len() as f32;
-            assert!((0.7..0.95).contains(&mean), "{side} dome at {mean} of the lung");
+            assert!(
+                (0.7..0.95).contains(&mean),
+                "{side} dome at {mean} of the lung"
+            );
         }
     }
 
@@ -153,6 +158,9 @@ mod tests {
         };
         let plain = Synth::new(6, Split::Train, 128);
         let (before, after) = (sides(plain), sides(plain.with_upright(true)));
-        assert!(before < 0.7 && after > 0.75, "right / left {before} -> {after}");
+        assert!(
+            before < 0.7 && after > 0.75,
+            "right / left {before} -> {after}"
+        );
     }
 }
