@@ -1,14 +1,15 @@
 """Where the boxes miss, per category: centre and size errors from `eval --out DIR`.
 
     cargo run --release -- eval synth:600:val:7 --model assets/demo --out /tmp/ev
-    python3 tools/bench/box_errors.py /tmp/ev/predictions.jsonl [--category "Lung Opacity"]
+    python3 tools/bench/box_errors.py /tmp/ev/predictions.jsonl [--category "Lung Opacity"] [--by-side]
 
 For each category (or phrase wording of one category with --category): N, Acc@0.5, the shares
 of boxes that miss the truth entirely (IoU 0: the model pointed at something else) and that
 overlap it but too little (near misses), the median
 of the larger of the x and y centre errors (px), the median absolute width error (px), the
 mean truth and predicted widths, and the correlation of truth and predicted widths (does the
-model read the size from the film?). Standard library only.
+model read the size from the film?). `--by-side` splits each category by the side its phrase
+names (the patient's right or left). Standard library only.
 """
 
 import argparse
@@ -51,6 +52,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("predictions")
     ap.add_argument("--category", help="split this category by the wording of its phrases")
+    ap.add_argument("--by-side", action="store_true", help="split each category by side")
     a = ap.parse_args()
     rows = [json.loads(line) for line in open(a.predictions) if line.strip()]
     print(
@@ -68,7 +70,13 @@ def main():
     else:
         groups = {}
         for r in rows:
-            groups.setdefault(r["category"], []).append(r)
+            key = r["category"]
+            if a.by_side:
+                words = r["phrase"].lower().split()
+                side = next((w for w in ("right", "left") if w in words), "both / none")
+                key = f"{key}, {side}"
+            groups.setdefault(key, []).append(r)
+        groups = dict(sorted(groups.items()))
     for name, g in groups.items():
         print(row(name, g))
 
