@@ -48,9 +48,9 @@ pub struct SynthSample {
     pub pose: usize,
 }
 
-/// Boxes of the anatomy phrases on a canvas, from its label bits; `upright`: each hemidiaphragm
-/// from its dome's apex down to its lung's lowest point, as a reader boxes it.
-fn anatomy(c: &Canvas, upright: bool) -> Vec<(&'static str, PixelBox)> {
+/// Boxes of the anatomy phrases on a canvas, from its label bits; on an upright canvas each
+/// hemidiaphragm from its dome's apex down to its lung's lowest point, as a reader boxes it.
+fn anatomy(c: &Canvas) -> Vec<(&'static str, PixelBox)> {
     use self::phantom::bits::*;
     let mut out = Vec::new();
     let structures: [(&'static str, u16); 8] = [
@@ -72,7 +72,8 @@ fn anatomy(c: &Canvas, upright: bool) -> Vec<(&'static str, PixelBox)> {
     for (side, bits, lateral_right) in [("right", RIGHT_LUNG, false), ("left", LEFT_LUNG, true)] {
         if let Some(b) = c.bounds(bits) {
             let mut dome = b.to_box();
-            let apex = upright
+            let apex = c
+                .upright
                 .then(|| regions::dome_apex(&c.labels, c.w, bits))
                 .flatten()
                 .filter(|&a| a > b.y0 && a <= b.y1);
@@ -289,7 +290,7 @@ impl Synth {
                 });
             }
         }
-        let anatomy = anatomy(&canvas, self.upright);
+        let anatomy = anatomy(&canvas);
         let (data, objects) = film::expose(&canvas, &mut r);
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");
