@@ -51,7 +51,8 @@ enum Command {
     /// Write a bundle of the tiny preset with random weights (for tests and as a start).
     Init(init::InitArgs),
     /// Per finding, how well a stage-1 run's vision tower localises it (its dense probe on test
-    /// films): the ceiling of stage 2, which keeps the tower frozen.
+    /// films of its own corpus, upright when it trained on upright films): the ceiling of stage
+    /// 2, which keeps the tower frozen.
     Probe(probe::ProbeArgs),
     /// Training samples/s, grounding latency and peak memory (native side of docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),

@@ -44,8 +44,9 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
     let offsets_head = r.trainee.offsets.clone().map(|h| h.valid());
     let vision = &r.config.vision_config;
     let (size, side) = (vision.image_size, vision.image_size / vision.patch_size);
+    // Films of the run's own corpus: upright when it trained on upright films.
     let source = Source::Synth {
-        synth: Synth::new(0, Split::Test, size),
+        synth: Synth::new(0, Split::Test, size).with_upright(r.cfg.data.train == "synth:upright"),
         stage: 1,
         anatomy: 0.0,
     };
