@@ -15,7 +15,7 @@ use super::DEMO_MODEL;
 #[derive(Args)]
 pub struct CalibrateArgs {
     /// Validation data (any dataset `eval` reads); never the split you report on.
-    #[arg(default_value = "synth:600:val:7")]
+    #[arg(default_value = "synth:600:val:7:upright")]
     dataset: String,
     #[arg(long)]
     images: Option<PathBuf>,
@@ -38,7 +38,7 @@ pub struct CalibrateArgs {
 pub fn run(a: CalibrateArgs) -> Result<()> {
     if a.dataset.starts_with("synth:") && a.dataset.contains(":test") {
         return Err(Error::Other(
-            "calibrate on validation data (e.g. synth:600:val:7), not on the test split".into(),
+            "calibrate on validation data (e.g. synth:600:val:7:upright), not on the test split".into(),
         ));
     }
     let device = medground::device::parse(&a.device)?;

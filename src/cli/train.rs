@@ -49,8 +49,8 @@ pub struct TrainArgs {
     /// Print the resolved config as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Evaluate on this dataset at the end (default: the synthetic test split).
-    #[arg(long, default_value = "synth:200:test")]
+    /// Evaluate on this dataset at the end (default: the synthetic test split, upright films).
+    #[arg(long, default_value = "synth:200:test:upright")]
     eval: String,
 }
 

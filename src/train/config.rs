@@ -207,8 +207,8 @@ impl TrainConfig {
                 dense_offset_weight: 0.0,
             },
             data: DataConfig {
-                train: "synth".into(),
-                val: "synth:96:val".into(),
+                train: "synth:upright".into(),
+                val: "synth:96:val:upright".into(),
                 images: None,
                 seed: 0,
                 focus: None,
