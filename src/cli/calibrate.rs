@@ -38,7 +38,8 @@ pub struct CalibrateArgs {
 pub fn run(a: CalibrateArgs) -> Result<()> {
     if a.dataset.starts_with("synth:") && a.dataset.contains(":test") {
         return Err(Error::Other(
-            "calibrate on validation data (e.g. synth:600:val:7:upright), not on the test split".into(),
+            "calibrate on validation data (e.g. synth:600:val:7:upright), not on the test split"
+                .into(),
         ));
     }
     let device = medground::device::parse(&a.device)?;
