@@ -101,6 +101,16 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// Whether `train` streams synthetic films: `Some(upright)` for "synth" / "synth:upright",
+    /// None for a dataset file.
+    pub fn synth_stream(&self) -> Option<bool> {
+        match self.train.as_str() {
+            "synth" => Some(false),
+            "synth:upright" => Some(true),
+            _ => None,
+        }
+    }
+
     /// Stage 2's anatomy share, checked (0 when unset).
     pub fn anatomy_share(&self) -> Result<f64> {
         match self.anatomy_share.unwrap_or(0.0) {

@@ -46,7 +46,8 @@ pub fn report(run_dir: &Path, films: usize) -> Result<(usize, Vec<ProbeRow>)> {
     let (size, side) = (vision.image_size, vision.image_size / vision.patch_size);
     // Films of the run's own corpus: upright when it trained on upright films.
     let source = Source::Synth {
-        synth: Synth::new(0, Split::Test, size).with_upright(r.cfg.data.train == "synth:upright"),
+        synth: Synth::new(0, Split::Test, size)
+            .with_upright(r.cfg.data.synth_stream() == Some(true)),
         stage: 1,
         anatomy: 0.0,
     };

@@ -112,19 +112,20 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         (model, optim, progress) = (m, opt, p);
         eprintln!("resumed from {} at step {}", dir.display(), progress.step);
     }
-    let source = match cfg.data.train.as_str() {
-        stream @ ("synth" | "synth:upright") => Source::Synth {
+    let source = match cfg.data.synth_stream() {
+        Some(upright) => Source::Synth {
             synth: Synth::new(cfg.data.seed, Split::Train, config.vision_config.image_size)
                 .with_wide_geometry(cfg.stage == 1)
                 .with_focus(cfg.data.focus()?)
-                .with_upright(stream == "synth:upright"),
+                .with_upright(upright),
             stage: cfg.stage,
             anatomy: cfg.data.anatomy_share()?,
         },
-        spec => {
+        None => {
             let images = cfg.data.images.as_deref().map(Path::new);
             Source::Records(
-                crate::data::open(spec, images, config.vision_config.image_size)?.records,
+                crate::data::open(&cfg.data.train, images, config.vision_config.image_size)?
+                    .records,
             )
         }
     };
