@@ -253,7 +253,7 @@ pub fn preview(bytes: js_sys::Uint8Array) -> Result<JsValue, JsError> {
         p.data
             .iter()
             .flat_map(|&v| {
-                let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                let g = crate::image::to_byte(v);
                 [g, g, g, 255]
             })
             .collect()
@@ -261,7 +261,7 @@ pub fn preview(bytes: js_sys::Uint8Array) -> Result<JsValue, JsError> {
         p.data
             .chunks_exact(3)
             .flat_map(|c| {
-                let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                let q = crate::image::to_byte;
                 [q(c[0]), q(c[1]), q(c[2]), 255]
             })
             .collect()

@@ -181,12 +181,7 @@ fn synth(n: usize, out: &Path, generator: &Synth, name: &str) -> Result<()> {
         .map(|i| {
             let s = generator.sample(i as u64);
             let file = format!("images/{name}_{i:06}.png");
-            let bytes: Vec<u8> = s
-                .picture
-                .data
-                .iter()
-                .map(|v| (v * 255.0).round() as u8)
-                .collect();
+            let bytes = s.picture.to_bytes();
             image::GrayImage::from_raw(size as u32, size as u32, bytes)
                 .expect("square film")
                 .save(out.join(&file))

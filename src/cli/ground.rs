@@ -59,7 +59,7 @@ pub fn overlay(picture: &Picture, b: [f32; 4]) -> image::RgbImage {
     let luma = picture.luma();
     let (w, h) = (picture.width, picture.height);
     let mut img = image::RgbImage::from_fn(w, h, |x, y| {
-        let v = (luma[(y * w + x) as usize] * 255.0).round() as u8;
+        let v = medground::image::to_byte(luma[(y * w + x) as usize]);
         image::Rgb([v, v, v])
     });
     let t = (w.max(h) / 200).max(2) as i64;

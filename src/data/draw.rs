@@ -76,7 +76,7 @@ pub fn rect_rgb(img: &mut image::RgbImage, b: [f32; 4], t: i64, color: [u8; 3]) 
 /// A gray picture as an RGB image.
 pub fn gray_rgb(values: &[f32], w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
-        let v = (values[(y * w + x) as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
+        let v = crate::image::to_byte(values[(y * w + x) as usize]);
         image::Rgb([v, v, v])
     })
 }

@@ -299,11 +299,7 @@ pub fn process(picture: &Picture, s: &Settings) -> Result<Tiles> {
             resize_u8(img, (fw, fh), ch, (tw, th), s.filter)
         }
     };
-    let img: Vec<u8> = picture
-        .data
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
+    let img = picture.to_bytes();
     let img = resize(&img, (h0, w0), resized);
     let img = resize(&img, resized, tiled);
     let (t, w) = (s.tile, tiled.1);

@@ -5,6 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::phantom::{Phantom, bits};
+use crate::image::round_nonneg;
 use crate::protocol::answer::PixelBox;
 
 /// Structures in front of or behind the lungs on a PA film that hide a focal lesion.
@@ -47,23 +48,29 @@ impl Bounds {
     }
 }
 
-/// Bounds of the pixels where `keep(i)` holds.
+/// Bounds of the pixels where `keep(i)` holds (`n` pixels, `w` to a row): row by row, each
+/// scanned from both ends only as far as its first and last such pixel.
 pub fn bounds_where(w: usize, n: usize, keep: impl Fn(usize) -> bool) -> Option<Bounds> {
     let mut b: Option<Bounds> = None;
-    for i in (0..n).filter(|&i| keep(i)) {
-        let (x, y) = (i % w, i / w);
+    for y in 0..n.div_ceil(w) {
+        let mut row = y * w..((y + 1) * w).min(n);
+        let Some(first) = row.find(|&i| keep(i)) else {
+            continue;
+        };
+        let last = row.rev().find(|&i| keep(i)).unwrap_or(first);
+        let (x0, x1) = (first - y * w, last - y * w);
         b = Some(match b {
             None => Bounds {
-                x0: x,
+                x0,
                 y0: y,
-                x1: x,
+                x1,
                 y1: y,
             },
             Some(b) => Bounds {
-                x0: b.x0.min(x),
-                y0: b.y0.min(y),
-                x1: b.x1.max(x),
-                y1: b.y1.max(y),
+                x0: b.x0.min(x0),
+                y0: b.y0,
+                x1: b.x1.max(x1),
+                y1: y,
             },
         });
     }
@@ -72,12 +79,45 @@ pub fn bounds_where(w: usize, n: usize, keep: impl Fn(usize) -> bool) -> Option<
 
 /// Bilinear sample of `v` (`w` wide) at `(sx, sy)`, which must lie inside `[0, w-1) x [0, h-1)`.
 fn bilinear(v: &[f32], w: usize, sx: f32, sy: f32) -> f32 {
-    let (ix, iy) = (sx as usize, sy as usize);
-    let (ax, ay) = (sx - ix as f32, sy - iy as f32);
-    let at = |dx: usize, dy: usize| v[(iy + dy) * w + ix + dx];
-    let top = at(0, 0) * (1.0 - ax) + at(1, 0) * ax;
-    let bottom = at(0, 1) * (1.0 - ax) + at(1, 1) * ax;
-    top * (1.0 - ay) + bottom * ay
+    Tap::new(w, sx, sy).of(v)
+}
+
+/// Where and with what weights `bilinear` samples a point: one `Tap` serves every plane
+/// sampled at that point.
+struct Tap {
+    i: usize,
+    w: usize,
+    ax: f32,
+    ay: f32,
+}
+
+impl Tap {
+    fn new(w: usize, sx: f32, sy: f32) -> Self {
+        let (ix, iy) = (sx as usize, sy as usize);
+        let (ax, ay) = (sx - ix as f32, sy - iy as f32);
+        Self {
+            i: iy * w + ix,
+            w,
+            ax,
+            ay,
+        }
+    }
+
+    fn of(&self, v: &[f32]) -> f32 {
+        self.of3(v, |v| [v, 0.0, 0.0])[0]
+    }
+
+    /// The sample of each of three planes given side by side, `part` reading a pixel's three.
+    fn of3<T: Copy>(&self, v: &[T], part: impl Fn(T) -> [f32; 3]) -> [f32; 3] {
+        let (w, ax, ay) = (self.w, self.ax, self.ay);
+        let v = &v[self.i..self.i + w + 2];
+        let (a, b, c, d) = (part(v[0]), part(v[1]), part(v[w]), part(v[w + 1]));
+        std::array::from_fn(|k| {
+            let top = a[k] * (1.0 - ax) + b[k] * ax;
+            let bottom = c[k] * (1.0 - ax) + d[k] * ax;
+            top * (1.0 - ay) + bottom * ay
+        })
+    }
 }
 
 impl Canvas {
@@ -86,19 +126,25 @@ impl Canvas {
     /// `beyond(sx, sy, edge)` gives the line integral from the phantom's smoothed value `edge`
     /// at the nearest point inside (the body the CT did not image, or air), with no anatomy bits. The
     /// bones' part of the integral is scaled by `bone_gain` (1: as the CT has it).
-    pub fn warp(
+    pub fn warp<B: PointMap>(
         p: &Phantom,
         size: usize,
-        map: impl Fn(f32, f32) -> (f32, f32),
+        map: &impl PointMap,
         beyond: impl Fn(f32, f32, f32) -> f32,
         bone_gain: [f32; 3],
+        bones_at: Option<&B>,
     ) -> Self {
         let n = size * size;
         let (mut integral, mut labels) = (vec![0.0f32; n], vec![0u16; n]);
         let (xmax, ymax) = ((p.width - 1) as f32, (p.height - 1) as f32);
+        let (mut points, mut bone_points) = (vec![(0.0, 0.0); size], vec![(0.0, 0.0); size]);
         for y in 0..size {
+            map.row(y, &mut points);
+            if let Some(at) = bones_at {
+                at.row(y, &mut bone_points);
+            }
             for x in 0..size {
-                let (sx, sy) = map(x as f32 + 0.5, y as f32 + 0.5);
+                let (sx, sy) = points[x];
                 let (sx, sy) = (sx - 0.5, sy - 0.5);
                 let o = y * size + x;
                 if !(sx >= 0.0 && sy >= 0.0 && sx < xmax && sy < ymax) {
@@ -107,14 +153,28 @@ impl Canvas {
                     integral[o] = beyond(sx, sy, edge);
                     continue;
                 }
-                let mut v = bilinear(&p.integral, p.width, sx, sy);
-                for (b, g) in p.bones.iter().zip(bone_gain) {
-                    if g != 1.0 {
-                        v += (g - 1.0) * bilinear(b, p.width, sx, sy);
+                let tap = Tap::new(p.width, sx, sy);
+                let bones = |b: [f32; 3]| b;
+                integral[o] = match bones_at {
+                    // The bones from where `bones_at` puts them, the rest from `map`'s point.
+                    Some(_) => {
+                        let (bx, by) = bone_points[x];
+                        let (bx, by) = (
+                            (bx - 0.5).clamp(0.0, xmax - 1e-3),
+                            (by - 0.5).clamp(0.0, ymax - 1e-3),
+                        );
+                        let b = Tap::new(p.width, bx, by).of3(&p.bones, bones);
+                        tap.of(&p.soft) + (0..3).map(|k| bone_gain[k] * b[k]).sum::<f32>()
                     }
-                }
-                integral[o] = v;
-                labels[o] = p.labels[(sy.round() as usize) * p.width + sx.round() as usize];
+                    None if bone_gain == [1.0; 3] => tap.of(&p.integral),
+                    None => {
+                        let b = tap.of3(&p.bones, bones);
+                        tap.of(&p.integral)
+                            + (0..3).map(|k| (bone_gain[k] - 1.0) * b[k]).sum::<f32>()
+                    }
+                };
+                labels[o] =
+                    p.labels[round_nonneg(sy) as usize * p.width + round_nonneg(sx) as usize];
             }
         }
         Self {
@@ -126,11 +186,17 @@ impl Canvas {
         }
     }
 
-    /// `warp` through the affine map `m`: `sx = m[0] x + m[1] y + m[2]`, `sy = m[3] x + m[4] y +
-    /// m[5]`, with air beyond the CT and the bones as the CT has them.
+    /// `warp` through the affine map `m` (see `Affine`), with air beyond the CT and the bones
+    /// as the CT has them.
     pub fn warp_affine(p: &Phantom, size: usize, m: [f32; 6]) -> Self {
-        let map = |x: f32, y: f32| (m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]);
-        Self::warp(p, size, map, |_, _, _| 0.0, [1.0; 3])
+        Self::warp(
+            p,
+            size,
+            &Affine(m),
+            |_, _, _| 0.0,
+            [1.0; 3],
+            None::<&Affine>,
+        )
     }
 
     pub fn has(&self, i: usize, bits: u16) -> bool {
@@ -171,32 +237,81 @@ impl Canvas {
     }
 }
 
-/// `map` (output pixel -> phantom point) on a `size` x `size` film, evaluated on a grid every
-/// `step` pixels and interpolated bilinearly between: for smooth maps, the same points at a
-/// fraction of the cost.
-pub fn gridded(
-    size: usize,
-    step: usize,
-    map: impl Fn(f32, f32) -> (f32, f32),
-) -> impl Fn(f32, f32) -> (f32, f32) {
-    let n = size / step + 2;
-    let mut grid = Vec::with_capacity(n * n);
-    for j in 0..n {
-        for i in 0..n {
-            grid.push(map((i * step) as f32, (j * step) as f32));
+/// Output pixel centre -> phantom point, a row at a time (what `Canvas::warp` resamples by).
+pub trait PointMap {
+    /// `out[x]`: the point of pixel centre `(x + 0.5, y + 0.5)`.
+    fn row(&self, y: usize, out: &mut [(f32, f32)]);
+}
+
+/// The affine map `sx = m[0] x + m[1] y + m[2]`, `sy = m[3] x + m[4] y + m[5]`.
+pub struct Affine(pub [f32; 6]);
+
+impl PointMap for Affine {
+    fn row(&self, y: usize, out: &mut [(f32, f32)]) {
+        let (m, y) = (self.0, y as f32 + 0.5);
+        for (x, o) in out.iter_mut().enumerate() {
+            let x = x as f32 + 0.5;
+            *o = (m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]);
         }
     }
-    move |x: f32, y: f32| {
-        let (gx, gy) = (
-            (x / step as f32).clamp(0.0, (n - 1) as f32 - 1e-3),
-            (y / step as f32).clamp(0.0, (n - 1) as f32 - 1e-3),
+}
+
+/// A map on a `size` x `size` film evaluated on a grid every `step` pixels and interpolated
+/// bilinearly between: for smooth maps, the same points at a fraction of the cost.
+pub struct Gridded {
+    n: usize,
+    step: f32,
+    grid: Vec<(f32, f32)>,
+    /// `cell` of each pixel centre along a row.
+    cells: Vec<(usize, f32)>,
+}
+
+fn mix(p: (f32, f32), q: (f32, f32), t: f32) -> (f32, f32) {
+    (p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t)
+}
+
+impl Gridded {
+    pub fn new(size: usize, step: usize, map: impl Fn(f32, f32) -> (f32, f32)) -> Self {
+        let n = size / step + 2;
+        let mut grid = Vec::with_capacity(n * n);
+        for j in 0..n {
+            for i in 0..n {
+                grid.push(map((i * step) as f32, (j * step) as f32));
+            }
+        }
+        let mut g = Self {
+            n,
+            step: step as f32,
+            grid,
+            cells: Vec::new(),
+        };
+        g.cells = (0..size).map(|x| g.cell(x as f32 + 0.5)).collect();
+        g
+    }
+
+    /// Grid cell and offset in it of film coordinate `v`.
+    fn cell(&self, v: f32) -> (usize, f32) {
+        let g = (v / self.step).clamp(0.0, (self.n - 1) as f32 - 1e-3);
+        (g as usize, g - (g as usize) as f32)
+    }
+}
+
+impl PointMap for Gridded {
+    /// Between the grid's rows first (once per row), then along the row.
+    fn row(&self, y: usize, out: &mut [(f32, f32)]) {
+        let (j, ay) = self.cell(y as f32 + 0.5);
+        let (top, bottom) = (
+            &self.grid[j * self.n..(j + 1) * self.n],
+            &self.grid[(j + 1) * self.n..(j + 2) * self.n],
         );
-        let (i, j) = (gx as usize, gy as usize);
-        let (ax, ay) = (gx - i as f32, gy - j as f32);
-        let at = |di: usize, dj: usize| grid[(j + dj) * n + i + di];
-        let mix =
-            |p: (f32, f32), q: (f32, f32), t: f32| (p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t);
-        mix(mix(at(0, 0), at(1, 0), ax), mix(at(0, 1), at(1, 1), ax), ay)
+        let col: Vec<(f32, f32)> = top
+            .iter()
+            .zip(bottom)
+            .map(|(&t, &b)| mix(t, b, ay))
+            .collect();
+        for (o, &(i, ax)) in out.iter_mut().zip(&self.cells) {
+            *o = mix(col[i], col[i + 1], ax);
+        }
     }
 }
 
@@ -241,5 +356,67 @@ impl Waves {
             .map(|(kx, ky, p)| (kx * x + ky * y + p).sin())
             .sum();
         0.5 + 0.5 * s / self.0.len() as f32
+    }
+
+    /// `at(x, y)` at every pixel of a `w` x `h` film, row-major, by `sin(a + b) = sin a cos b +
+    /// cos a sin b` from a table per row and per column: two sines per row and column instead
+    /// of one per pixel (equal to `at` up to rounding).
+    pub fn field(&self, w: usize, h: usize) -> Vec<f32> {
+        let mut s = vec![0.0f32; w * h];
+        for &(kx, ky, p) in &self.0 {
+            let (sx, cx): (Vec<f32>, Vec<f32>) = (0..w).map(|x| (kx * x as f32).sin_cos()).unzip();
+            for (y, row) in s.chunks_exact_mut(w).enumerate() {
+                let (sy, cy) = (ky * y as f32 + p).sin_cos();
+                for ((o, sx), cx) in row.iter_mut().zip(&sx).zip(&cx) {
+                    *o += sx * cy + cx * sy;
+                }
+            }
+        }
+        let n = self.0.len() as f32;
+        s.iter_mut().for_each(|v| *v = 0.5 + 0.5 * *v / n);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn waves_field_is_at_every_pixel() {
+        let mut r = ChaCha8Rng::seed_from_u64(3);
+        let waves = Waves::new(&mut r, 3, 0.05);
+        let (w, h) = (37, 23);
+        let field = waves.field(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let want = waves.at(x as f32, y as f32);
+                assert!((field[y * w + x] - want).abs() < 1e-5, "({x},{y})");
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_where_is_the_box_of_every_kept_pixel() {
+        let mut r = ChaCha8Rng::seed_from_u64(5);
+        for (w, n) in [(7, 49), (10, 95), (1, 5), (16, 160)] {
+            for density in [0.0, 0.02, 0.3, 1.0] {
+                let keep: Vec<bool> = (0..n).map(|_| r.random_bool(density)).collect();
+                let mut want: Option<Bounds> = None;
+                for i in (0..n).filter(|&i| keep[i]) {
+                    let (x, y) = (i % w, i / w);
+                    let b = want.get_or_insert(Bounds {
+                        x0: x,
+                        y0: y,
+                        x1: x,
+                        y1: y,
+                    });
+                    (b.x0, b.x1) = (b.x0.min(x), b.x1.max(x));
+                    (b.y0, b.y1) = (b.y0.min(y), b.y1.max(y));
+                }
+                assert_eq!(bounds_where(w, n, |i| keep[i]), want, "{w} {n} {density}");
+            }
+        }
     }
 }

@@ -54,32 +54,55 @@ pub fn soften_twice(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
 pub fn soften(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     let mut tmp = vec![0.0; v.len()];
     let mut pre = vec![0.0f32; w + 1];
-    for y in 0..h {
-        let row = &v[y * w..(y + 1) * w];
+    for (row, out) in v.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
         for x in 0..w {
             pre[x + 1] = pre[x] + row[x];
         }
-        for x in 0..w {
-            let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
-            tmp[y * w + x] = (pre[b + 1] - pre[a]) / (b - a + 1) as f32;
-        }
+        window(&pre, out, r);
     }
     // Prefix sums of whole rows, then each output row is a difference of two of them.
-    let mut rows = vec![0.0f32; (h + 1) * w];
-    for y in 0..h {
-        for x in 0..w {
-            rows[(y + 1) * w + x] = rows[y * w + x] + tmp[y * w + x];
+    let mut rows = Vec::with_capacity((h + 1) * w);
+    rows.resize(w, 0.0f32);
+    for t in tmp.chunks_exact(w) {
+        let last = rows.len() - w;
+        rows.extend_from_within(last..);
+        for (s, t) in rows[last + w..].iter_mut().zip(t) {
+            *s += t;
         }
     }
     let mut out = vec![0.0; v.len()];
-    for y in 0..h {
+    for (y, o) in out.chunks_exact_mut(w).enumerate() {
         let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
         let n = (b - a + 1) as f32;
-        for x in 0..w {
-            out[y * w + x] = (rows[(b + 1) * w + x] - rows[a * w + x]) / n;
+        let (lo, hi) = (&rows[a * w..(a + 1) * w], &rows[(b + 1) * w..(b + 2) * w]);
+        for ((o, hi), lo) in o.iter_mut().zip(hi).zip(lo) {
+            *o = (hi - lo) / n;
         }
     }
     out
+}
+
+/// `out[x]`: the mean of the row over `x - r ..= x + r` (cut at the row's ends) from its prefix
+/// sums `pre`; the full windows of the middle in one pass that vectorises.
+fn window(pre: &[f32], out: &mut [f32], r: usize) {
+    let w = out.len();
+    let at = |x: usize| {
+        let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
+        (pre[b + 1] - pre[a]) / (b - a + 1) as f32
+    };
+    if w <= 2 * r {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = at(x);
+        }
+        return;
+    }
+    let n = (2 * r + 1) as f32;
+    for x in (0..r).chain(w - r..w) {
+        out[x] = at(x);
+    }
+    for ((o, hi), lo) in out[r..w - r].iter_mut().zip(&pre[2 * r + 1..]).zip(pre) {
+        *o = (hi - lo) / n;
+    }
 }
 
 pub fn local_mean(c: &Canvas, x: usize, y: usize, r: usize) -> f32 {
@@ -92,4 +115,38 @@ pub fn local_mean(c: &Canvas, x: usize, y: usize, r: usize) -> f32 {
             .sum::<f32>();
     }
     s / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each output is the mean of its window (cut at the edges), summed directly.
+    #[test]
+    fn soften_is_the_mean_of_each_window() {
+        for (w, h, r) in [(9, 7, 1), (16, 11, 3), (5, 6, 4), (3, 20, 2), (40, 3, 7)] {
+            let v: Vec<f32> = (0..w * h)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let got = soften(&v, w, h, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let (x0, x1) = (x.saturating_sub(r), (x + r).min(w - 1));
+                    let (y0, y1) = (y.saturating_sub(r), (y + r).min(h - 1));
+                    let mut s = 0.0f64;
+                    for yy in y0..=y1 {
+                        for xx in x0..=x1 {
+                            s += v[yy * w + xx] as f64;
+                        }
+                    }
+                    let want = s / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f64;
+                    let g = got[y * w + x] as f64;
+                    assert!(
+                        (g - want).abs() < 1e-4,
+                        "{w}x{h} r{r} at ({x},{y}): {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 }

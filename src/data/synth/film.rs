@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::canvas::{Canvas, Waves};
 use super::compose::soften_twice;
 use super::phantom::bits;
+use crate::image::round_nonneg;
 
 /// Film values in [0, 1], quantised like the films a user drops, with the objects burnt in or
 /// lying on the patient (`objects.rs`) and their boxes.
@@ -76,12 +77,17 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
             r.random_bool(0.5),
         )
     });
-    for (i, x) in v.iter_mut().enumerate() {
-        let (fx, fy) = ((i % w) as f32, (i / w) as f32);
-        *x *= 1.0 - gain_amp / 2.0 + gain_amp * gain.at(fx, fy);
+    // The grid's lines by column (across) or by row.
+    let lines = grid.map(|(period, amp, across)| {
+        let n = if across { w } else { h };
+        let line = |k: usize| amp * (std::f32::consts::TAU * k as f32 / period).sin();
+        (across, (0..n).map(line).collect::<Vec<f32>>())
+    });
+    for ((i, x), g) in v.iter_mut().enumerate().zip(gain.field(w, h)) {
+        *x *= 1.0 - gain_amp / 2.0 + gain_amp * g;
         *x += noise * gaussian(r);
-        if let Some((period, amp, across)) = grid {
-            *x += amp * (std::f32::consts::TAU * if across { fx } else { fy } / period).sin();
+        if let Some((across, line)) = &lines {
+            *x += line[if *across { i % w } else { i / w }];
         }
     }
     super::framing::collimate(&mut v, w, h, c.bounds(bits::LUNGS), r);
@@ -93,7 +99,7 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
     };
     let mut film: Vec<f32> = v
         .into_iter()
-        .map(|x| (x.clamp(0.0, 1.0) * levels).round() / levels)
+        .map(|x| round_nonneg(x.clamp(0.0, 1.0) * levels) / levels)
         .collect();
     if r.random_bool(0.5) {
         jpeg(&mut film, w, h, r.random_range(70..96));
@@ -103,7 +109,7 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
 
 /// JPEG compression at `quality`, as MIMIC-CXR-JPG's films have it.
 fn jpeg(v: &mut [f32], w: usize, h: usize, quality: u8) {
-    let bytes: Vec<u8> = v.iter().map(|x| (x * 255.0).round() as u8).collect();
+    let bytes: Vec<u8> = v.iter().map(|&x| crate::image::to_byte(x)).collect();
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
     let back = image::ImageEncoder::write_image(

@@ -249,12 +249,19 @@ impl Synth {
             r.random_range(1.0..2.2),
             r.random_range(0.8..1.6),
         ];
-        let map = canvas::gridded(self.size, 4, |x, y| {
+        let map = canvas::Gridded::new(self.size, 4, |x, y| {
             let (sx, sy) = framing.to_phantom(x, y);
             patient.deform(sx, sy)
         });
         let beyond = |x, y, edge| patient.beyond(x, y, edge);
-        let mut canvas = Canvas::warp(p, self.size, map, beyond, bone_gain);
+        // Upright, the domes come down past the ribs, which stay where they are.
+        let bones = self.upright.then(|| {
+            canvas::Gridded::new(self.size, 4, |x, y| {
+                let (sx, sy) = framing.to_phantom(x, y);
+                patient.deform_bones(sx, sy)
+            })
+        });
+        let mut canvas = Canvas::warp(p, self.size, &map, beyond, bone_gain, bones.as_ref());
         patient::breasts(&mut canvas, &mut r);
         if self.upright {
             regions::cut_below_domes(&mut canvas.labels, canvas.w);

@@ -137,6 +137,16 @@ impl Patient {
     /// heart larger or smaller, each diaphragm higher or lower, the mediastinum wider or
     /// narrower. Smooth and gentle enough never to fold.
     pub fn deform(&self, x: f32, y: f32) -> (f32, f32) {
+        self.deform_with(x, y, true)
+    }
+
+    /// `deform` without the upright domes: where the bones are (the ribs stay where they are
+    /// while the diaphragm comes down past them).
+    pub fn deform_bones(&self, x: f32, y: f32) -> (f32, f32) {
+        self.deform_with(x, y, false)
+    }
+
+    fn deform_with(&self, x: f32, y: f32, domes: bool) -> (f32, f32) {
         let (hx, hy, hr, hk) = self.heart;
         let (dx, dy) = (x - hx, y - hy);
         let g = (-(dx * dx + dy * dy) / (2.0 * hr * hr)).exp();
@@ -148,7 +158,7 @@ impl Patient {
         let up = smoothstep((y - self.lung_top) / span);
         let down = 1.0 - smoothstep((y - self.lung_bottom) / (0.4 * span));
         sy -= shift * up * down;
-        if let Some([(ar, br, dr), (al, bl, dl)]) = self.domes {
+        if let (true, Some([(ar, br, dr), (al, bl, dl)])) = (domes, self.domes) {
             // The lung above a dome stretched down onto it, the abdomen under it pressed; fixed
             // at the lung's top and lowest point, so it never folds (slope >= 0.3).
             let (apex, bottom, d) = (

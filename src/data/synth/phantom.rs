@@ -70,8 +70,11 @@ pub struct Phantom {
     pub width: usize,
     pub height: usize,
     pub integral: Vec<f32>,
-    /// The part of `integral` that runs through each of `BONE_CHANNELS`' structures.
-    pub bones: [Vec<f32>; 3],
+    /// The part of `integral` that runs through each of `BONE_CHANNELS`' structures, the three
+    /// side by side at each pixel.
+    pub bones: Vec<[f32; 3]>,
+    /// `integral` less its bones: what does not move with them.
+    pub soft: Vec<f32>,
     /// `integral` blurred (radius 6 px, twice): what the body beyond the CT's field of view
     /// continues from, without streaks of the edge's detail.
     pub smooth: Vec<f32>,
@@ -159,6 +162,13 @@ fn load() -> Result<Vec<Phantom>> {
                     .ok_or_else(|| Error::Other("phantom without lungs or heart".into()))
             };
             let integral: Vec<f32> = scale(&raw, meta.integral_scale);
+            let [b0, b1, b2] = planes.map(|p| scale(&p, meta.bones_scale));
+            let bones: Vec<[f32; 3]> = (0..raw.len()).map(|i| [b0[i], b1[i], b2[i]]).collect();
+            let soft = integral
+                .iter()
+                .zip(&bones)
+                .map(|(v, b)| v - b[0] - b[1] - b[2])
+                .collect();
             let smooth = soften_twice(&integral, width, height, 6);
             let mut domes = [(0.0, 0.0); 2];
             for (d, lung) in domes.iter_mut().zip([bits::RIGHT_LUNG, bits::LEFT_LUNG]) {
@@ -172,7 +182,8 @@ fn load() -> Result<Vec<Phantom>> {
                 height,
                 integral,
                 smooth,
-                bones: planes.map(|p| scale(&p, meta.bones_scale)),
+                bones,
+                soft,
                 lungs: bounds(bits::LUNGS)?,
                 heart: bounds(bits::HEART)?,
                 labels,
