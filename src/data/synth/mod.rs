@@ -7,6 +7,7 @@ pub mod compose;
 pub mod film;
 pub mod framing;
 pub mod lesions;
+pub mod maps;
 pub mod objects;
 pub mod patient;
 pub mod phantom;
@@ -249,14 +250,14 @@ impl Synth {
             r.random_range(1.0..2.2),
             r.random_range(0.8..1.6),
         ];
-        let map = canvas::Gridded::new(self.size, 4, |x, y| {
+        let map = maps::Gridded::new(self.size, 4, |x, y| {
             let (sx, sy) = framing.to_phantom(x, y);
             patient.deform(sx, sy)
         });
         let beyond = |x, y, edge| patient.beyond(x, y, edge);
         // Upright, the domes come down past the ribs, which stay where they are.
         let bones = self.upright.then(|| {
-            canvas::Gridded::new(self.size, 4, |x, y| {
+            maps::Gridded::new(self.size, 4, |x, y| {
                 let (sx, sy) = framing.to_phantom(x, y);
                 patient.deform_bones(sx, sy)
             })
