@@ -104,20 +104,23 @@ impl Tap {
         }
     }
 
-    fn of(&self, v: &[f32]) -> f32 {
-        self.of3(v, |v| [v, 0.0, 0.0])[0]
+    /// The four neighbours `a b` over `c d`, weighed.
+    fn blend(&self, a: f32, b: f32, c: f32, d: f32) -> f32 {
+        let (ax, ay) = (self.ax, self.ay);
+        let top = a * (1.0 - ax) + b * ax;
+        let bottom = c * (1.0 - ax) + d * ax;
+        top * (1.0 - ay) + bottom * ay
     }
 
-    /// The sample of each of three planes given side by side, `part` reading a pixel's three.
-    fn of3<T: Copy>(&self, v: &[T], part: impl Fn(T) -> [f32; 3]) -> [f32; 3] {
-        let (w, ax, ay) = (self.w, self.ax, self.ay);
-        let v = &v[self.i..self.i + w + 2];
-        let (a, b, c, d) = (part(v[0]), part(v[1]), part(v[w]), part(v[w + 1]));
-        std::array::from_fn(|k| {
-            let top = a[k] * (1.0 - ax) + b[k] * ax;
-            let bottom = c[k] * (1.0 - ax) + d[k] * ax;
-            top * (1.0 - ay) + bottom * ay
-        })
+    fn of(&self, v: &[f32]) -> f32 {
+        let (w, v) = (self.w, &v[self.i..self.i + self.w + 2]);
+        self.blend(v[0], v[1], v[w], v[w + 1])
+    }
+
+    /// The sample of each of three planes given side by side.
+    fn of3(&self, v: &[[f32; 3]]) -> [f32; 3] {
+        let (w, v) = (self.w, &v[self.i..self.i + self.w + 2]);
+        std::array::from_fn(|k| self.blend(v[0][k], v[1][k], v[w][k], v[w + 1][k]))
     }
 }
 
@@ -155,7 +158,6 @@ impl Canvas {
                     continue;
                 }
                 let tap = Tap::new(p.width, sx, sy);
-                let bones = |b: [f32; 3]| b;
                 integral[o] = match bones_at {
                     // The bones from where `bones_at` puts them, the rest from `map`'s point.
                     Some(_) => {
@@ -164,12 +166,12 @@ impl Canvas {
                             (bx - 0.5).clamp(0.0, xmax - 1e-3),
                             (by - 0.5).clamp(0.0, ymax - 1e-3),
                         );
-                        let b = Tap::new(p.width, bx, by).of3(&p.bones, bones);
+                        let b = Tap::new(p.width, bx, by).of3(&p.bones);
                         tap.of(&p.soft) + (0..3).map(|k| bone_gain[k] * b[k]).sum::<f32>()
                     }
                     None if bone_gain == [1.0; 3] => tap.of(&p.integral),
                     None => {
-                        let b = tap.of3(&p.bones, bones);
+                        let b = tap.of3(&p.bones);
                         tap.of(&p.integral)
                             + (0..3).map(|k| (bone_gain[k] - 1.0) * b[k]).sum::<f32>()
                     }
