@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::canvas::{Canvas, Waves};
 use super::compose::soften_twice;
 use super::phantom::bits;
-use crate::image::round_nonneg;
+use crate::image::{round_nonneg, to_byte};
 
 /// Film values in [0, 1], quantised like the films a user drops, with the objects burnt in or
 /// lying on the patient (`objects.rs`) and their boxes.
@@ -109,7 +109,7 @@ pub fn expose(c: &Canvas, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<super::objects::
 
 /// JPEG compression at `quality`, as MIMIC-CXR-JPG's films have it.
 fn jpeg(v: &mut [f32], w: usize, h: usize, quality: u8) {
-    let bytes: Vec<u8> = v.iter().map(|&x| crate::image::to_byte(x)).collect();
+    let bytes: Vec<u8> = v.iter().map(|&x| to_byte(x)).collect();
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
     let back = image::ImageEncoder::write_image(

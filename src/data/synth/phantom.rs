@@ -124,15 +124,13 @@ fn decode16(bytes: &[u8]) -> Result<(usize, usize, Vec<u16>)> {
     Ok((img.width() as usize, img.height() as usize, img.into_raw()))
 }
 
-/// A 16-bit RGB PNG as its three planes.
-fn decode16_rgb(bytes: &[u8]) -> Result<(usize, usize, [Vec<u16>; 3])> {
+/// A 16-bit RGB PNG, its three channels side by side at each pixel.
+fn decode16_rgb(bytes: &[u8]) -> Result<(usize, usize, Vec<u16>)> {
     let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
         .map_err(|e| Error::Other(format!("phantom bones: {e}")))?
         .into_rgb16();
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let raw = img.into_raw();
-    let plane = |c: usize| raw.iter().skip(c).step_by(3).copied().collect::<Vec<u16>>();
-    Ok((w, h, [plane(0), plane(1), plane(2)]))
+    Ok((w, h, img.into_raw()))
 }
 
 fn load() -> Result<Vec<Phantom>> {
@@ -152,8 +150,11 @@ fn load() -> Result<Vec<Phantom>> {
         .map(|((img, lab, bone), pose)| {
             let (width, height, raw) = decode16(img)?;
             let (_, _, labels) = decode16(lab)?;
-            let (bw, bh, planes) = decode16_rgb(bone)?;
-            if (bw, bh) != (width, height) || labels.len() != raw.len() {
+            let (bw, bh, rgb) = decode16_rgb(bone)?;
+            if (bw, bh) != (width, height)
+                || labels.len() != raw.len()
+                || rgb.len() != 3 * raw.len()
+            {
                 return Err(Error::Other("phantom files differ in size".into()));
             }
             let scale = |v: &[u16], s: f32| v.iter().map(|&v| v as f32 / 65535.0 * s).collect();
@@ -162,8 +163,11 @@ fn load() -> Result<Vec<Phantom>> {
                     .ok_or_else(|| Error::Other("phantom without lungs or heart".into()))
             };
             let integral: Vec<f32> = scale(&raw, meta.integral_scale);
-            let [b0, b1, b2] = planes.map(|p| scale(&p, meta.bones_scale));
-            let bones: Vec<[f32; 3]> = (0..raw.len()).map(|i| [b0[i], b1[i], b2[i]]).collect();
+            let bone = |v: u16| v as f32 / 65535.0 * meta.bones_scale;
+            let bones: Vec<[f32; 3]> = rgb
+                .chunks_exact(3)
+                .map(|c| [bone(c[0]), bone(c[1]), bone(c[2])])
+                .collect();
             let soft = integral
                 .iter()
                 .zip(&bones)
