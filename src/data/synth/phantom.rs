@@ -157,13 +157,14 @@ fn load() -> Result<Vec<Phantom>> {
             {
                 return Err(Error::Other("phantom files differ in size".into()));
             }
-            let scale = |v: &[u16], s: f32| v.iter().map(|&v| v as f32 / 65535.0 * s).collect();
+            let unit = |v: u16, s: f32| v as f32 / 65535.0 * s;
+            let scale = |v: &[u16], s: f32| v.iter().map(|&v| unit(v, s)).collect();
             let bounds = |b: u16| {
                 bounds_where(width, labels.len(), |i| labels[i] & b != 0)
                     .ok_or_else(|| Error::Other("phantom without lungs or heart".into()))
             };
             let integral: Vec<f32> = scale(&raw, meta.integral_scale);
-            let bone = |v: u16| v as f32 / 65535.0 * meta.bones_scale;
+            let bone = |v: u16| unit(v, meta.bones_scale);
             let bones: Vec<[f32; 3]> = rgb
                 .chunks_exact(3)
                 .map(|c| [bone(c[0]), bone(c[1]), bone(c[2])])
