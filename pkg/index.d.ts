@@ -14,6 +14,21 @@ export interface Grounding {
   calibrated: boolean;
   /** The model's answer probability: the geometric mean of the box tokens' probabilities. */
   probability: number;
+  /**
+   * Whether the image looks like the films the model was trained on (its vision features
+   * within the bundle's out-of-distribution threshold); null when the bundle holds no
+   * ood.safetensors. Outside, `confidence` says nothing.
+   */
+  inDistribution: boolean | null;
+  /** The out-of-distribution score: about 1 for a typical training film. */
+  oodScore: number | null;
+  /** Scores above it are outside what the model knows. */
+  oodThreshold: number | null;
+  /**
+   * The 99th percentile of validation films' scores: between it and oodThreshold the film is
+   * unusual for the model, and its confidence was measured on films nearer the training ones.
+   */
+  oodTypical: number | null;
   ms: number;
   backend: 'webgpu' | 'cpu';
 }
@@ -54,4 +69,8 @@ export declare class Grounder {
   ground(image: ImageInput, phrase: string): Promise<Grounding>;
 }
 
+export declare function dicomFrame(bytes: Uint8Array): {
+  width: number; height: number; samples: 1 | 3; photometric: string; frames: number;
+  transferSyntax: string; window: [number, number] | null; values: Float64Array;
+};
 export declare function preview(bytes: Uint8Array): { width: number; height: number; rgba: Uint8Array };

@@ -195,6 +195,16 @@ export class Grounder {
   }
 }
 
+/**
+ * A DICOM file's first frame as stored (colour as RGB, palette looked up) with what the file
+ * says of itself; needs an instantiated build (Grounder.load or initWasm).
+ */
+export function dicomFrame(bytes) {
+  const b = [builds.gpu, builds.cpu].find((x) => x.ready);
+  if (!b) throw new Error('call Grounder.load or initWasm first');
+  return b.module.dicomFrame(bytes);
+}
+
 /** Decodes a film to RGBA for display; needs an instantiated build (Grounder.load or initWasm). */
 export function preview(bytes) {
   const b = [builds.gpu, builds.cpu].find((x) => x.ready);

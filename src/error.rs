@@ -11,7 +11,8 @@ pub enum Error {
     },
     #[error("not a readable image: {0}")]
     Image(String),
-    #[error("malformed DICOM: {0}")]
+    /// Says itself whether the file is broken or valid but unsupported.
+    #[error("{0}")]
     Dicom(String),
     #[error("bad phrase: {0}")]
     Phrase(String),

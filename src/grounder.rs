@@ -12,6 +12,7 @@ use crate::model::{Batch, Idefics3, Idefics3Config};
 use crate::protocol::answer::PixelBox;
 use crate::protocol::calibration::Calibration;
 use crate::protocol::chat::ChatTemplate;
+use crate::protocol::ood::{self, Ood};
 use crate::protocol::{GridBox, Prompt};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
@@ -34,8 +35,34 @@ pub struct Grounding {
     pub calibrated: bool,
     /// The model's answer probability: the geometric mean of the box tokens' probabilities.
     pub probability: f32,
+    /// Whether the image looks like the films the model was trained on (its vision features
+    /// within the bundle's out-of-distribution threshold); None without `ood.safetensors`.
+    /// Outside, the confidence says nothing: the calibration was fitted on such films only.
+    #[serde(rename = "inDistribution")]
+    pub in_distribution: Option<bool>,
+    /// The out-of-distribution score (about 1 for a typical training film; the threshold is
+    /// `oodThreshold`).
+    #[serde(rename = "oodScore")]
+    pub ood_score: Option<f32>,
+    #[serde(rename = "oodThreshold")]
+    pub ood_threshold: Option<f32>,
+    /// The 99th percentile of the validation films' scores: between it and the threshold a
+    /// film is unusual (its confidence was measured on films nearer the training ones).
+    #[serde(rename = "oodTypical")]
+    pub ood_typical: Option<f32>,
     /// Wall-clock milliseconds, preprocessing to answer.
     pub ms: f64,
+}
+
+/// The model's answer before it is read as a box.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    /// Geometric mean of the box tokens' probabilities.
+    pub probability: f32,
+    /// Pooled vision features of the image (the global view when tiled), for the
+    /// out-of-distribution score.
+    pub features: Vec<f32>,
 }
 
 pub struct Grounder {
@@ -45,6 +72,8 @@ pub struct Grounder {
     pub device: Device,
     /// The bundle's map from answer probability to the chance of a hit, if it holds one.
     pub calibration: Option<Calibration>,
+    /// The bundle's model of its training films' vision features, if it holds one.
+    pub ood: Option<Ood>,
     /// The bundle, kept only when it holds adapters to switch between (`use_adapter`).
     pub switchable: Option<Bundle>,
     /// The adapter merged into the weights now (none: the bundle's base weights).
@@ -94,6 +123,7 @@ impl Grounder {
             tokens,
             device: device.clone(),
             calibration,
+            ood: bundle.ood()?,
             switchable: (!bundle.adapters().is_empty()).then(|| bundle.clone()),
             adapter: None,
             processor,
@@ -184,46 +214,108 @@ impl Grounder {
 
     /// The model's constrained answer text for `phrase` on `picture`, and its confidence.
     pub async fn answer_async(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
+        let a = self.answer_full_async(picture, phrase, false).await?;
+        Ok((a.text, a.probability))
+    }
+
+    /// The answer with, when `features`, the image's pooled vision features.
+    pub async fn answer_full_async(
+        &self,
+        picture: &Picture,
+        phrase: &str,
+        features: bool,
+    ) -> Result<Answer> {
         let batch = self.inputs(picture, phrase)?;
-        let embeds = self.model.embed_batch(&batch, self.config.image_token_id);
+        let (embeds, patches) = self
+            .model
+            .embed_batch_with_patches(&batch, self.config.image_token_id);
+        let features = if features {
+            self.pool(patches).await?
+        } else {
+            vec![]
+        };
         let policy = Policy::Box {
             vocab: &self.tokens.answer_vocab,
         };
         let generation = generate(&self.model, embeds, policy).await?;
-        Ok((
-            self.tokens.decode(&generation.tokens)?,
-            generation.confidence(),
-        ))
+        Ok(Answer {
+            text: self.tokens.decode(&generation.tokens)?,
+            probability: generation.confidence(),
+            features,
+        })
+    }
+
+    /// The pooled features of the last tile (the global view) of `[tiles, tokens, dim]`.
+    async fn pool(&self, patches: Tensor<3>) -> Result<Vec<f32>> {
+        let [tiles, tokens, dim] = patches.dims();
+        let last = patches.slice([tiles - 1..tiles, 0..tokens, 0..dim]);
+        let data = last
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Device(format!("{e:?}")))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Device(format!("{e:?}")))?;
+        Ok(ood::pool(&data, tokens, dim))
+    }
+
+    /// The image's pooled vision features alone (the out-of-distribution fit and sweep).
+    pub async fn features_async(&self, picture: &Picture) -> Result<Vec<f32>> {
+        let batch = self.inputs(picture, "the image")?;
+        let patches = self.model.model.vision_model.forward(batch.pixels);
+        self.pool(patches).await
+    }
+
+    /// The out-of-distribution score of pooled features and whether it is inside, where the
+    /// bundle holds the model.
+    pub fn distribution(&self, features: &[f32]) -> Result<Option<(f32, bool)>> {
+        self.ood
+            .as_ref()
+            .map(|o| o.score(features).map(|s| (s, o.inside(s))))
+            .transpose()
     }
 
     pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
         let start = web_time::Instant::now();
-        let (text, probability) = self.answer_async(picture, phrase).await?;
-        let grid = GridBox::parse(&text)?;
+        let answer = self
+            .answer_full_async(picture, phrase, self.ood.is_some())
+            .await?;
+        let grid = GridBox::parse(&answer.text)?;
         let PixelBox { x1, y1, x2, y2 } = grid.to_pixels(picture.width, picture.height);
+        let distribution = self.distribution(&answer.features)?;
         Ok(Grounding {
             box_px: [x1, y1, x2, y2],
             box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
-            text,
-            confidence: self.confidence(probability),
+            text: answer.text,
+            confidence: self.confidence(answer.probability, phrase),
             calibrated: self.calibration.is_some(),
-            probability,
+            probability: answer.probability,
+            in_distribution: distribution.map(|d| d.1),
+            ood_score: distribution.map(|d| d.0),
+            ood_threshold: self.ood.as_ref().map(|o| o.threshold),
+            ood_typical: self.ood.as_ref().map(|o| o.typical),
             ms: start.elapsed().as_secs_f64() * 1000.0,
         })
     }
 
-    /// The calibrated chance of a hit for an answer probability (the probability itself where
-    /// the bundle holds no calibration).
-    pub fn confidence(&self, probability: f32) -> f32 {
+    /// The calibrated chance of a hit for an answer probability to `phrase` (the probability
+    /// itself where the bundle holds no calibration).
+    pub fn confidence(&self, probability: f32, phrase: &str) -> f32 {
         self.calibration
             .as_ref()
-            .map_or(probability, |c| c.apply(probability))
+            .map_or(probability, |c| c.apply_to(probability, phrase))
     }
 
     /// Blocking form of [`Self::answer_async`] for native callers.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn answer(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
         pollster::block_on(self.answer_async(picture, phrase))
+    }
+
+    /// Blocking form of [`Self::features_async`] for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn features(&self, picture: &Picture) -> Result<Vec<f32>> {
+        pollster::block_on(self.features_async(picture))
     }
 
     /// Blocking form for native callers.

@@ -274,3 +274,44 @@ pub fn preview(bytes: js_sys::Uint8Array) -> Result<JsValue, JsError> {
     .serialize(&serde_wasm_bindgen::Serializer::new())
     .map_err(js_err)
 }
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Frame {
+    width: u32,
+    height: u32,
+    samples: usize,
+    photometric: String,
+    frames: u32,
+    transfer_syntax: String,
+    window: Option<(f64, f64)>,
+}
+
+/// A DICOM file's first frame as stored (samples unpacked, colour as RGB, palette looked up),
+/// with what the file says of itself: `{ width, height, samples, photometric, frames,
+/// transferSyntax, window, values: Float64Array }`. The same code the model's input starts from.
+#[wasm_bindgen(js_name = dicomFrame)]
+pub fn dicom_frame(bytes: js_sys::Uint8Array) -> Result<JsValue, JsError> {
+    let bytes = bytes.to_vec();
+    if !crate::image::is_dicom(&bytes) {
+        return Err(JsError::new(
+            "not a DICOM file (no DICM after the preamble)",
+        ));
+    }
+    let film = crate::image::dicom::read(&bytes).map_err(js_err)?;
+    let meta = Frame {
+        width: film.stored.width,
+        height: film.stored.height,
+        samples: film.stored.samples,
+        photometric: film.stored.photometric.clone(),
+        frames: film.info.frames,
+        transfer_syntax: film.info.transfer_syntax.clone(),
+        window: film.info.window,
+    }
+    .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+    .map_err(js_err)?;
+    let values = js_sys::Float64Array::from(film.stored.values.as_slice());
+    js_sys::Reflect::set(&meta, &JsValue::from_str("values"), &values)
+        .map_err(|_| JsError::new("cannot set values"))?;
+    Ok(meta)
+}

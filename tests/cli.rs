@@ -87,7 +87,7 @@ fn bad_images_are_clear_errors() {
     std::fs::write(&cut, &dcm[..dcm.len() / 2]).unwrap();
     assert_fails_with(
         &ground(cut.to_str().unwrap(), "effusion", bundle()),
-        "malformed DICOM",
+        "broken DICOM",
     );
 }
 

@@ -107,6 +107,7 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         tokens: tokens(),
         device: device.clone(),
         calibration: None,
+        ood: None,
         switchable: None,
         adapter: None,
         processor: None,

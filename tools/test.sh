@@ -20,8 +20,21 @@ fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-$(id -u)}
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
+step "CMake (CharLS, the JPEG-LS codec of the jpegls feature, builds with it), from Debian"
+command -v cmake >/dev/null || (apt-get update -qq && apt-get install -y -qq cmake) >/dev/null
+
+step "pydicom references for the DICOM conformance tests (PyPI: pydicom-data, pydicom and its codecs)"
+if [ ! -x target/ref-venv/bin/python ]; then
+  python3 -m venv target/ref-venv
+fi
+target/ref-venv/bin/pip install -q --disable-pip-version-check pydicom pydicom-data pylibjpeg \
+  pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle numpy
+target/ref-venv/bin/python -W ignore tools/reference/dicom_reference.py target/dicom-ref
+export MEDGROUND_DICOM_REF="$PWD/target/dicom-ref"
+
 step "native tests (release; CPU, and wgpu on Vulkan through lavapipe: one build)"
 cargo test --release --locked --features wgpu
+cargo test --release --locked --features wgpu --test dicom_conformance -- --ignored --nocapture
 
 step "web tools (wasm-bindgen-cli, trunk from crates.io; binaryen, chromium from Debian)"
 bash tools/web-tools.sh

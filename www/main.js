@@ -155,12 +155,20 @@ for (const b of document.querySelectorAll('[data-sample]')) {
 
 // The confidence in words: with a calibrated bundle it is the chance that the box is right
 // (IoU >= 0.5 on validation films); without one, only the model's own probability.
+// An image outside what the model knows (inDistribution false) gets no confidence at all: the
+// calibration was fitted on training-kind films only.
 function verdict(a) {
+  if (a.inDistribution === false) {
+    return 'not a chest film the model knows: this image does not look like the frontal chest films ' +
+      'it was trained on, so the box means nothing';
+  }
   const c = a.confidence;
   const pct = c > 0.99 ? 'over 99%' : c < 0.01 ? 'under 1%' : `${(c * 100).toFixed(0)}%`;
   if (!a.calibrated) return `model probability ${pct} (not calibrated)`;
   const word = c >= 0.7 ? 'likely right' : c >= 0.4 ? 'unsure' : 'likely wrong';
-  return `${word}: ${pct} of answers this confident were right on synthetic validation films`;
+  const unusual = a.oodTypical != null && a.oodScore > a.oodTypical
+    ? ' (this film differs from those more than 99% of them do: trust the figure less)' : '';
+  return `${word}: ${pct} of answers this confident were right on synthetic validation films${unusual}`;
 }
 
 $('adapter').addEventListener('change', async () => {

@@ -33,6 +33,17 @@ pub struct CalibrateArgs {
     plot: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Films of the training kind for the out-of-distribution model (`ood.safetensors`): its
+    /// Gaussian is fitted on their vision features, its threshold set on the validation
+    /// films above. Use your training set when you trained on your own data.
+    #[arg(long, default_value = "synth:1000:train:11:upright")]
+    fit_films: String,
+    /// Anatomy phrases of validation films, for the anatomy curve (empty: none).
+    #[arg(long, default_value = "anatomy:300:val:7:upright")]
+    anatomy: String,
+    /// Skip the out-of-distribution model.
+    #[arg(long)]
+    no_ood: bool,
 }
 
 pub fn run(a: CalibrateArgs) -> Result<()> {
@@ -45,18 +56,31 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let device = medground::device::parse(&a.device)?;
     let bundle = Bundle::read_dir(&a.model)?;
     let g = Grounder::from_bundle(&bundle, &device)?;
-    let (_, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
+    let (records, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
     let (probs, hits) = e.outcomes();
-    let c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
+    let mut c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
     let rate = hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
     println!(
         "{} answers, {:.3} of them hits; ECE {:.3} -> {:.3} ({}, fitted here)",
         c.n, rate, c.ece_before, c.ece_after, c.method
     );
+    if !a.anatomy.is_empty() {
+        let (_, e) = super::eval::grounded(&g, &a.anatomy, None, Films::Own)?;
+        let (p, h) = e.outcomes();
+        let curve = Calibration::fit(&p, &h, &a.method, &a.anatomy)?;
+        println!(
+            "anatomy: {} answers; ECE {:.3} -> {:.3}",
+            curve.n, curve.ece_before, curve.ece_after
+        );
+        c.anatomy = Some(Box::new(curve));
+    }
     let out = a.out.unwrap_or(a.model);
-    bundle
-        .with_file(calibration::FILE, c.to_json().into_bytes())
-        .write_dir(&out)?;
+    let mut bundle = bundle.with_file(calibration::FILE, c.to_json().into_bytes());
+    if !a.no_ood {
+        let o = super::ood::fit(&g, &a.fit_films, &records)?;
+        bundle = bundle.with_file(medground::protocol::ood::FILE, o.to_bytes());
+    }
+    bundle.write_dir(&out)?;
     if let Some(plot) = &a.plot {
         let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
         let curves: Vec<_> = super::eval::reliability_sets(&probs, &hits, Some(&after))

@@ -10,7 +10,7 @@ use medground::data::open;
 use medground::data::preview::{Tile, sheet};
 use medground::data::record::Record;
 use medground::eval::{Evaluation, Films, evaluate};
-use medground::protocol::calibration::{Bin, bins, ece};
+use medground::protocol::calibration::{Bin, bins, ece, is_anatomy};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -35,6 +35,14 @@ pub struct EvalArgs {
     /// the baseline a grounding model must beat by far.
     #[arg(long)]
     other_film: bool,
+    /// A folder of images from outside what the model knows (photos, other modalities, ...):
+    /// scores them and the evaluation films with the bundle's out-of-distribution model and
+    /// prints the AUROC (`ood.json` with --out).
+    #[arg(long)]
+    ood: Option<PathBuf>,
+    /// More images counted as inside for --ood (e.g. a real film of the training kind).
+    #[arg(long)]
+    inside: Vec<PathBuf>,
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
@@ -43,14 +51,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
     } else {
         Films::Own
     };
-    table(
+    let (g, records) = table(
         &a.dataset,
         a.images.as_deref(),
         &a.model,
         &a.device,
         a.out.as_deref(),
         films,
-    )
+    )?;
+    match &a.ood {
+        Some(dir) => super::ood::sweep(&g, &records, &a.inside, dir, a.out.as_deref()),
+        None => Ok(()),
+    }
 }
 
 pub fn table(
@@ -60,24 +72,38 @@ pub fn table(
     device: &str,
     out: Option<&Path>,
     films: Films,
-) -> Result<()> {
+) -> Result<(Grounder, Vec<Record>)> {
     let device = medground::device::parse(device)?;
     let g = Grounder::from_bundle(&Bundle::read_dir(model)?, &device)?;
     let (records, e) = grounded(&g, dataset, images, films)?;
     let t = e.table();
     println!("{}", t.markdown());
     let (probs, hits) = e.outcomes();
-    let calibrated: Option<Vec<f32>> = g
-        .calibration
-        .as_ref()
-        .map(|c| probs.iter().map(|&p| c.apply(p)).collect());
+    let calibrated: Option<Vec<f32>> = g.calibration.as_ref().map(|c| {
+        e.predictions
+            .iter()
+            .map(|p| c.apply_to(p.probability, &records[p.record].phrase))
+            .collect()
+    });
     let sets = reliability_sets(&probs, &hits, calibrated.as_deref());
     println!("ECE of the answer probability: {:.3}", sets[0].1);
-    if let (Some(c), Some(set)) = (&g.calibration, sets.get(1)) {
+    if let (Some(c), Some(set), Some(after)) = (&g.calibration, sets.get(1), &calibrated) {
         println!(
             "ECE of the calibrated confidence (fitted on {}): {:.3}",
             c.fitted_on, set.1
         );
+        for (kind, anatomy) in [("findings", false), ("anatomy", true)] {
+            let (v, h): (Vec<f32>, Vec<bool>) = e
+                .predictions
+                .iter()
+                .zip(after.iter().zip(&hits))
+                .filter(|(p, _)| is_anatomy(&records[p.record].phrase) == anatomy)
+                .map(|(_, (&v, &h))| (v, h))
+                .unzip();
+            if !v.is_empty() {
+                println!("  {kind}: {} phrases, ECE {:.3}", v.len(), ece(&v, &h));
+            }
+        }
     }
     if let Some(out) = out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -109,7 +135,7 @@ pub fn table(
                     "box": p.box_px,
                     "iou": p.iou,
                     "probability": p.probability,
-                    "confidence": g.confidence(p.probability),
+                    "confidence": g.confidence(p.probability, &r.phrase),
                 })
                 .to_string()
             })
@@ -137,7 +163,7 @@ pub fn table(
             .collect();
         super::data::save(&sheet(&tiles, 8, 224), &out.join("predictions.png"))?;
     }
-    Ok(())
+    Ok((g, records))
 }
 
 /// Every usable record of `dataset`, each phrase grounded on `films` (with a progress bar).

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use medground::image::{Picture, decode};
+use medground::image::{Picture, decode_with_info};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -33,8 +33,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let picture = decode(&read(&args.image)?)
-        .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
+    let bytes = read(&args.image)?;
+    let at = |e| Error::Other(format!("{}: {e}", args.image.display()));
+    let (picture, info) = decode_with_info(&bytes).map_err(at)?;
+    if let Some(info) = info.filter(|i| i.frames > 1) {
+        eprintln!(
+            "note: {} holds {} frames; the first was read",
+            args.image.display(),
+            info.frames
+        );
+    }
     let device = medground::device::parse(&args.device)?;
     let bundle = Bundle::read_dir(&args.model)?;
     let mut grounder = Grounder::from_bundle(&bundle, &device)?;

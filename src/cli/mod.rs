@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod ground;
 mod init;
+mod ood;
 mod probe;
 mod train;
 

@@ -136,4 +136,5 @@ pub fn run_cmd(args: TrainArgs) -> Result<()> {
         None,
         medground::eval::Films::Own,
     )
+    .map(|_| ())
 }

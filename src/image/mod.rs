@@ -112,6 +112,11 @@ pub fn read_size(path: &std::path::Path) -> Result<(u32, u32)> {
 
 /// Decodes PNG, JPEG or DICOM bytes.
 pub fn decode(bytes: &[u8]) -> Result<Picture> {
+    decode_with_info(bytes).map(|(p, _)| p)
+}
+
+/// [`decode`], with what a DICOM file says about itself (frames, transfer syntax, window).
+pub fn decode_with_info(bytes: &[u8]) -> Result<(Picture, Option<dicom::Info>)> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(Error::Image(format!(
             "the file has {} bytes; at most {MAX_INPUT_BYTES} are accepted",
@@ -119,7 +124,14 @@ pub fn decode(bytes: &[u8]) -> Result<Picture> {
         )));
     }
     if is_dicom(bytes) {
-        return dicom::decode(bytes);
+        return dicom::decode_with_info(bytes).map(|(p, info)| (p, Some(info)));
+    }
+    if bytes.len() > 8 && (bytes[..2] == [0x08, 0x00] || bytes[..2] == [0x02, 0x00]) {
+        return Err(Error::Dicom(
+            "unsupported DICOM: a bare data set without the Part 10 header (no 128-byte \
+             preamble and DICM); re-save it as a DICOM file (e.g. dcmtk's dcmconv)"
+                .into(),
+        ));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -137,7 +149,7 @@ pub fn decode(bytes: &[u8]) -> Result<Picture> {
     reader.limits(limits);
     let img = reader.decode().map_err(|e| Error::Image(e.to_string()))?;
     check_size(img.width(), img.height())?;
-    Ok(from_dynamic(img))
+    Ok((from_dynamic(img), None))
 }
 
 /// Any decoded image -> a [`Picture`]: gray stays one channel, colour becomes RGB, alpha dropped.

@@ -33,6 +33,51 @@ pub struct Calibration {
     pub n: usize,
     pub ece_before: f64,
     pub ece_after: f64,
+    /// A curve of its own for anatomy phrases ("the heart", "the trachea"): their answers are
+    /// surer than findings' at the same hit rate, so one curve for both would mislead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anatomy: Option<Box<Calibration>>,
+}
+
+/// Words of the findings: a phrase with none of them that names a structure asks for anatomy.
+const FINDING_WORDS: [&str; 16] = [
+    "effusion",
+    "pneumothorax",
+    "opacit",
+    "consolidat",
+    "atelecta",
+    "edema",
+    "oedema",
+    "cardiomegaly",
+    "enlarge",
+    "pneumonia",
+    "nodul",
+    "mass",
+    "infiltrat",
+    "fluid",
+    "collapse",
+    "lesion",
+];
+const ANATOMY_WORDS: [&str; 12] = [
+    "heart",
+    "lung",
+    "lobe",
+    "trachea",
+    "diaphragm",
+    "costophrenic",
+    "mediastin",
+    "aort",
+    "hilum",
+    "hilar",
+    "apex",
+    "cardiac silhouette",
+];
+
+/// Whether a phrase asks for a structure of normal anatomy rather than a finding.
+pub fn is_anatomy(phrase: &str) -> bool {
+    let p = phrase.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| p.contains(w));
+    has(&ANATOMY_WORDS) && !has(&FINDING_WORDS)
 }
 
 fn logit(p: f64) -> f64 {
@@ -77,13 +122,23 @@ impl Calibration {
             n: probs.len(),
             ece_before: ece(probs, hits),
             ece_after: 0.0,
+            anatomy: None,
         };
         let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
         c.ece_after = ece(&after, hits);
         Ok(c)
     }
 
-    /// The calibrated chance for a raw answer probability.
+    /// The calibrated chance for a raw answer probability to `phrase`: through the anatomy
+    /// curve for an anatomy phrase when there is one.
+    pub fn apply_to(&self, p: f32, phrase: &str) -> f32 {
+        match &self.anatomy {
+            Some(a) if is_anatomy(phrase) => a.apply(p),
+            _ => self.apply(p),
+        }
+    }
+
+    /// The calibrated chance for a raw answer probability (the findings' curve).
     pub fn apply(&self, p: f32) -> f32 {
         let p = p as f64;
         if self.method == "platt" {
@@ -118,7 +173,10 @@ impl Calibration {
                         .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
             }
             _ => false,
-        };
+        } && c.anatomy.as_ref().is_none_or(|a| a.anatomy.is_none());
+        if let Some(a) = &c.anatomy {
+            Self::parse(serde_json::to_string(a).expect("serialises").as_bytes())?;
+        }
         if !ok {
             return Err(Error::Weights(format!(
                 "{FILE}: unsupported method {:?} or malformed parameters",
@@ -319,6 +377,27 @@ mod tests {
         );
         let falling = r#"{"method":"isotonic","points":[[0.1,0.9],[0.2,0.1]],"fitted_on":"x","n":1,"ece_before":0,"ece_after":0}"#;
         assert!(Calibration::parse(falling.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn anatomy_phrases_are_told_from_findings() {
+        for p in [
+            "the heart",
+            "The right lung",
+            "the left hemidiaphragm",
+            "the trachea",
+        ] {
+            assert!(is_anatomy(p), "{p}");
+        }
+        for p in [
+            "small left pleural effusion",
+            "right apical pneumothorax",
+            "enlarged cardiac silhouette",
+            "opacity in the right lower lobe",
+            "a cat",
+        ] {
+            assert!(!is_anatomy(p), "{p}");
+        }
     }
 
     #[test]

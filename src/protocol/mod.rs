@@ -6,6 +6,7 @@ pub mod calibration;
 pub mod chat;
 pub mod constrain;
 pub mod metrics;
+pub mod ood;
 pub mod prompt;
 
 pub use answer::GridBox;

@@ -188,6 +188,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 tokens: tokens.clone(),
                 device: device.clone(),
                 calibration: None,
+                ood: None,
                 switchable: None,
                 adapter: None,
                 processor: framing.processor.clone(),

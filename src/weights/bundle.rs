@@ -224,6 +224,14 @@ impl Bundle {
             .transpose()
     }
 
+    /// The bundle's out-of-distribution model, if it holds one.
+    pub fn ood(&self) -> Result<Option<crate::protocol::ood::Ood>> {
+        self.files
+            .get(crate::protocol::ood::FILE)
+            .map(|b| crate::protocol::ood::Ood::parse(b))
+            .transpose()
+    }
+
     /// The checkpoint's image processor settings, if the bundle holds them.
     pub fn processor(&self) -> Result<Option<crate::image::processor::Settings>> {
         let name = crate::image::processor::FILE;
@@ -294,7 +302,12 @@ impl Bundle {
             .map(|name| Ok((name.to_string(), read(name)?)))
             .collect::<Result<_>>()?;
         // Files a bundle may hold besides those (listed in its manifest when present).
-        let optional = std::iter::once(crate::protocol::calibration::FILE).chain(FRAMING);
+        let optional = [
+            crate::protocol::calibration::FILE,
+            crate::protocol::ood::FILE,
+        ]
+        .into_iter()
+        .chain(FRAMING);
         for name in optional {
             if dir.join(name).is_file() {
                 files.insert(name.to_string(), read(name)?);

@@ -101,6 +101,38 @@ async function controls(page) {
   const png = await readFile(await download.path());
   assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
   assert.equal(download.suggestedFilename(), 'chest_rg1-medground.png');
+  // The real film is inside what the model knows: its lungs and heart get a confidence.
+  for (const item of items) assert.doesNotMatch(item, /not a chest film/);
+  await outside(page);
+}
+
+// A photo is outside what the model knows: the page says so and shows no confidence; a
+// compressed DICOM of a chest film (JPEG 2000, from the pydicom-data wheel) opens and answers.
+async function outside(page) {
+  const photo = await readFile(new URL('../fixtures/ood/photos/astronaut.png', import.meta.url));
+  await page.setInputFiles('#file', { name: 'astronaut.png', mimeType: 'image/png', buffer: photo });
+  await page.waitForSelector('canvas[data-image="astronaut.png"]');
+  await page.fill('#phrase', 'the heart');
+  await page.click('#go');
+  await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
+  const a = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+  assert.equal(a.inDistribution, false, `oodScore ${a.oodScore}, threshold ${a.oodThreshold}`);
+  const item = await page.textContent('#legend li');
+  assert.match(item, /not a chest film/);
+  assert.doesNotMatch(item, /likely right/);
+  await page.screenshot({ path: `${SHOTS}/page-photo.png`, fullPage: true });
+  const ref = process.env.MEDGROUND_DICOM_REF;
+  if (!ref) return;
+  const index = JSON.parse(await readFile(`${ref}/index.json`, 'utf8'));
+  const j2k = await readFile(index.find((e) => e.name === 'RG1_J2KI.dcm').file);
+  await page.setInputFiles('#file', { name: 'RG1_J2KI.dcm', mimeType: 'application/dicom', buffer: j2k });
+  await page.waitForSelector('canvas[data-image="RG1_J2KI.dcm"]', { timeout: 120_000 });
+  await page.fill('#phrase', 'the heart');
+  await page.click('#go');
+  await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
+  const b = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+  assert.notEqual(b.inDistribution, false, `oodScore ${b.oodScore}`);
+  await page.screenshot({ path: `${SHOTS}/page-j2k.png`, fullPage: true });
 }
 
 test('WebGPU: the drawn box equals the native answer', { timeout: 600_000 }, () => run(true));
