@@ -77,6 +77,22 @@ function setWindow(w, l) {
   canvas.dataset.window = `${wl.w},${wl.l}`;
   draw();
 }
+// The window that stretches the film's own range (its 1st to 99th percentile of grey) over the
+// screen: MONOCHROME1 is already inverted and the file's VOI window applied by the decoder.
+function autoWindow() {
+  const d = preview.data;
+  const hist = new Uint32Array(256);
+  for (let i = 0; i < d.length; i += 4) hist[((d[i] + d[i + 1] + d[i + 2]) / 3) | 0]++;
+  const n = d.length / 4;
+  let acc = 0, lo = 0, hi = 255;
+  for (let v = 0; v < 256; v++) {
+    if (acc <= n * 0.01) lo = v;
+    acc += hist[v];
+    if (acc < n * 0.99) hi = v + 1;
+  }
+  return [Math.max(8, hi - lo + 1), (lo + hi + 1) / 2];
+}
+$('auto-wl').addEventListener('click', () => preview && setWindow(...autoWindow()));
 $('win').addEventListener('input', () => setWindow(+$('win').value, wl.l));
 $('lev').addEventListener('input', () => setWindow(wl.w, +$('lev').value));
 for (const b of document.querySelectorAll('[data-wl]')) {
@@ -123,7 +139,7 @@ async function setImage(bytes, name) {
     const p = await ask('preview', { bytes });
     preview = new ImageData(new Uint8ClampedArray(p.rgba), p.width, p.height);
     image = { bytes, name };
-    draw();
+    setWindow(...autoWindow());
     canvas.dataset.image = name;
   } catch (e) {
     image = null;

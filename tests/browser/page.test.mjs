@@ -90,13 +90,22 @@ async function controls(page) {
     const c = document.getElementById('view');
     return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v) => s + v, 0);
   });
-  const full = await sum();
-  await page.click('button[data-wl="200,100"]');
-  assert.equal(await page.getAttribute('canvas', 'data-window'), '200,100');
-  assert.notEqual(await sum(), full, 'the lungs preset left the pixels as they were');
+  // The film opened under its automatic window, narrower than the file's own (the sample's
+  // VOI window is wider than its pixels' range).
+  const auto = await page.getAttribute('canvas', 'data-window');
+  assert.ok(+auto.split(',')[0] < 256, `auto window ${auto}`);
+  const opened = await sum();
   await page.screenshot({ path: `${SHOTS}/page-controls.png`, fullPage: true });
   await page.click('button[data-wl="256,128"]');
-  assert.equal(await sum(), full);
+  assert.equal(await page.getAttribute('canvas', 'data-window'), '256,128');
+  const asRead = await sum();
+  assert.notEqual(asRead, opened, 'the auto window left the pixels as they were');
+  await page.click('button[data-wl="200,100"]');
+  assert.equal(await page.getAttribute('canvas', 'data-window'), '200,100');
+  assert.notEqual(await sum(), asRead, 'the lungs preset left the pixels as they were');
+  await page.click('#auto-wl');
+  assert.equal(await page.getAttribute('canvas', 'data-window'), auto);
+  assert.equal(await sum(), opened);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
   const png = await readFile(await download.path());
   assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
