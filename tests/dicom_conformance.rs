@@ -15,18 +15,28 @@ use serde_json::Value;
 const LOSSY_MAX: f64 = 0.03;
 const LOSSY_MEAN: f64 = 0.002;
 
-fn reference() -> PathBuf {
-    PathBuf::from(std::env::var("MEDGROUND_DICOM_REF").expect(
+/// The references' folder and its index (one entry a file).
+fn reference() -> (PathBuf, Vec<Value>) {
+    let dir = PathBuf::from(std::env::var("MEDGROUND_DICOM_REF").expect(
         "MEDGROUND_DICOM_REF: the folder tools/reference/dicom_reference.py wrote (tools/test.sh sets it)",
-    ))
+    ));
+    let index = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    (dir, index)
+}
+
+/// A reference's values (float64 little endian).
+fn values(path: PathBuf) -> Vec<f64> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 #[test]
 #[ignore = "needs the pydicom references: tools/test.sh runs it"]
 fn pydicom_data_conformance() {
-    let dir = reference();
-    let index: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let (dir, index) = reference();
     assert!(index.len() >= 60, "{} files", index.len());
     let mut failures = vec![];
     let (mut equal, mut close, mut refused) = (0, 0, 0);
@@ -49,13 +59,8 @@ fn pydicom_data_conformance() {
                 // Cut 8 bytes short, only the pixel sequence's closing delimiter is missing:
                 // every frame is there, and medground reads the first as the intact file's.
                 Ok(s) if name == "emri_small_jpeg_2k_lossless_too_short.dcm" => {
-                    let whole = dir.join("emri_small_jpeg_2k_lossless.dcm.f64");
-                    let raw = std::fs::read(whole).unwrap();
-                    let want: Vec<f64> = raw
-                        .chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                        .collect();
-                    assert_eq!(s.values, want, "{name}");
+                    let whole = values(dir.join("emri_small_jpeg_2k_lossless.dcm.f64"));
+                    assert_eq!(s.values, whole, "{name}");
                     println!("{name}: read, its first frame equal to the intact file's");
                 }
                 Ok(_) => failures.push(format!("{name}: pydicom refuses it, medground reads it")),
@@ -69,11 +74,7 @@ fn pydicom_data_conformance() {
                 continue;
             }
         };
-        let raw = std::fs::read(dir.join(format!("{name}.f64"))).unwrap();
-        let want: Vec<f64> = raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let want = values(dir.join(format!("{name}.f64")));
         let shape: Vec<u64> = e["shape"]
             .as_array()
             .unwrap()
@@ -131,9 +132,7 @@ fn pydicom_data_conformance() {
 #[test]
 #[ignore = "needs the pydicom references: tools/test.sh runs it"]
 fn compressed_chest_films_give_the_uncompressed_box() {
-    let dir = reference();
-    let index: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let (_, index) = reference();
     let file = |n: &str| {
         let e = index.iter().find(|e| e["name"] == n).unwrap();
         std::fs::read(e["file"].as_str().unwrap()).unwrap()

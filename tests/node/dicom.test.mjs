@@ -1,7 +1,8 @@
 // The DICOM conformance check of tests/dicom_conformance.rs on the wasm build in Node: every
 // file of the pydicom-data wheel that pydicom (with its pixel-data plugins) decodes gives the
 // same first-frame values through the package's dicomFrame (lossless: equal; lossy: within the
-// codec's tolerance); the rest are refused with a named reason. Run by tools/test.sh with
+// codec's tolerance), but JPEG-LS, which the browser build refuses by name; the rest are
+// refused with a named reason. Run by tools/test.sh with
 // MEDGROUND_DICOM_REF=dir (what tools/reference/dicom_reference.py wrote).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,10 +31,21 @@ test('pydicom-data conformance in wasm', { skip: !ref && 'MEDGROUND_DICOM_REF no
       if (error !== undefined) {
         assert.doesNotMatch(error, /malformed/, e.name);
         refused++;
+      } else if (e.name === 'emri_small_jpeg_2k_lossless_too_short.dcm') {
+        // Only its closing delimiter is missing: the first frame is the intact file's.
+        const raw = await readFile(`${ref}/emri_small_jpeg_2k_lossless.dcm.f64`);
+        assert.deepEqual([...frame.values], [...new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8)]);
+      } else {
+        failures.push(`${e.name}: pydicom refuses it, medground reads it`);
       }
       continue;
     }
     if (error !== undefined) {
+      // JPEG-LS has no pure-Rust decoder (CharLS is C++): the browser build names it.
+      if (e.syntax.startsWith('JPEG-LS') && /unsupported DICOM: JPEG-LS/.test(error)) {
+        refused++;
+        continue;
+      }
       failures.push(`${e.name} (${e.syntax}): ${error}`);
       continue;
     }
@@ -63,5 +75,5 @@ test('pydicom-data conformance in wasm', { skip: !ref && 'MEDGROUND_DICOM_REF no
   }
   console.log(`${equal} equal, ${close} within tolerance, ${refused} refused as pydicom does`);
   assert.deepEqual(failures, []);
-  assert.ok(equal + close >= 60, `${equal + close} decoded alike`);
+  assert.ok(equal + close >= 64, `${equal + close} decoded alike`);
 });

@@ -4,6 +4,8 @@
 //! file's first window, else the full range) -> MONOCHROME1 inverted, so bright always means
 //! dense. Colour (RGB, YBR, palette) is scaled by its white.
 
+#[cfg(target_arch = "wasm32")]
+mod libc_wasm;
 pub mod pixels;
 
 use std::io::Cursor;
