@@ -183,7 +183,7 @@ function verdict(a) {
   if (!a.calibrated) return `model probability ${pct} (not calibrated)`;
   const word = c >= 0.7 ? 'likely right' : c >= 0.4 ? 'unsure' : 'likely wrong';
   const unusual = a.oodTypical != null && a.oodScore > a.oodTypical
-    ? ' (this film differs from those more than 99% of them do: trust the figure less)' : '';
+    ? ' (an unusual film: further from the training films than 99% of validation films are, so trust the figure less)' : '';
   return `${word}: ${pct} of answers this confident were right on synthetic validation films${unusual}`;
 }
 
