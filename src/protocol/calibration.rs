@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::protocol::prompt::is_anatomy;
 
 /// The file a bundle keeps its calibration in (optional; listed in the manifest when present).
 pub const FILE: &str = "calibration.json";
@@ -37,47 +38,6 @@ pub struct Calibration {
     /// surer than findings' at the same hit rate, so one curve for both would mislead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anatomy: Option<Box<Calibration>>,
-}
-
-/// Words of the findings: a phrase with none of them that names a structure asks for anatomy.
-const FINDING_WORDS: [&str; 16] = [
-    "effusion",
-    "pneumothorax",
-    "opacit",
-    "consolidat",
-    "atelecta",
-    "edema",
-    "oedema",
-    "cardiomegaly",
-    "enlarge",
-    "pneumonia",
-    "nodul",
-    "mass",
-    "infiltrat",
-    "fluid",
-    "collapse",
-    "lesion",
-];
-const ANATOMY_WORDS: [&str; 12] = [
-    "heart",
-    "lung",
-    "lobe",
-    "trachea",
-    "diaphragm",
-    "costophrenic",
-    "mediastin",
-    "aort",
-    "hilum",
-    "hilar",
-    "apex",
-    "cardiac silhouette",
-];
-
-/// Whether a phrase asks for a structure of normal anatomy rather than a finding.
-pub fn is_anatomy(phrase: &str) -> bool {
-    let p = phrase.to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| p.contains(w));
-    has(&ANATOMY_WORDS) && !has(&FINDING_WORDS)
 }
 
 fn logit(p: f64) -> f64 {
@@ -377,27 +337,6 @@ mod tests {
         );
         let falling = r#"{"method":"isotonic","points":[[0.1,0.9],[0.2,0.1]],"fitted_on":"x","n":1,"ece_before":0,"ece_after":0}"#;
         assert!(Calibration::parse(falling.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn anatomy_phrases_are_told_from_findings() {
-        for p in [
-            "the heart",
-            "The right lung",
-            "the left hemidiaphragm",
-            "the trachea",
-        ] {
-            assert!(is_anatomy(p), "{p}");
-        }
-        for p in [
-            "small left pleural effusion",
-            "right apical pneumothorax",
-            "enlarged cardiac silhouette",
-            "opacity in the right lower lobe",
-            "a cat",
-        ] {
-            assert!(!is_anatomy(p), "{p}");
-        }
     }
 
     #[test]

@@ -125,9 +125,71 @@ pub fn target(answer: &str) -> String {
     format!("{answer}{END_OF_UTTERANCE}")
 }
 
+/// Words of the findings: a phrase with none of them that names a structure asks for anatomy.
+const FINDING_WORDS: [&str; 16] = [
+    "effusion",
+    "pneumothorax",
+    "opacit",
+    "consolidat",
+    "atelecta",
+    "edema",
+    "oedema",
+    "cardiomegaly",
+    "enlarge",
+    "pneumonia",
+    "nodul",
+    "mass",
+    "infiltrat",
+    "fluid",
+    "collapse",
+    "lesion",
+];
+const ANATOMY_WORDS: [&str; 12] = [
+    "heart",
+    "lung",
+    "lobe",
+    "trachea",
+    "diaphragm",
+    "costophrenic",
+    "mediastin",
+    "aort",
+    "hilum",
+    "hilar",
+    "apex",
+    "cardiac silhouette",
+];
+
+/// Whether a phrase asks for a structure of normal anatomy rather than a finding.
+pub fn is_anatomy(phrase: &str) -> bool {
+    let p = phrase.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| p.contains(w));
+    has(&ANATOMY_WORDS) && !has(&FINDING_WORDS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anatomy_phrases_are_told_from_findings() {
+        for p in [
+            "the heart",
+            "The right lung",
+            "the left hemidiaphragm",
+            "the trachea",
+        ] {
+            assert!(is_anatomy(p), "{p}");
+        }
+        for p in [
+            "small left pleural effusion",
+            "right apical pneumothorax",
+            "enlarged cardiac silhouette",
+            "opacity in the right lower lobe",
+            "a cat",
+        ] {
+            assert!(!is_anatomy(p), "{p}");
+        }
+    }
 
     #[test]
     fn renders_the_paper_prompt() {
