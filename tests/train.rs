@@ -376,3 +376,116 @@ fn data_parallel_steps_match_one_device() {
     // Refused before the first step: nothing was trained or saved.
     assert!(!dir.path().join("one/log.csv").exists());
 }
+
+/// Every gradient `grads` holds for `model`'s parameters, flattened in visiting order.
+fn gradient_values<M: burn::module::Module>(
+    model: &M,
+    grads: &burn::optim::GradientsParams,
+) -> Vec<f32> {
+    struct Collect<'a>(&'a burn::optim::GradientsParams, Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                self.1.extend(g.into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let mut c = Collect(grads, Vec::new());
+    model.visit(&mut c);
+    c.1
+}
+
+/// Stage 2's frozen vision tower run outside autodiff, then served from the feature cache: the
+/// same loss and the same gradients as the tower inside the graph; a film met again (here twice
+/// in one batch, then the whole batch again) runs the tower once.
+#[test]
+fn the_feature_cache_gives_the_tracked_towers_loss_and_gradients() {
+    use burn::optim::GradientsParams;
+    use medground::train::base::prepare;
+    use medground::train::batch::{Source, build};
+    use medground::train::cache::{FeatureCache, frozen};
+    use medground::train::loss::{Shares, Trainee};
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path(), 1);
+    let device = Device::flex().autodiff();
+    let base = prepare(&c, &device).unwrap();
+    assert!(frozen(&base.model.model.vision_model));
+    let trainee = Trainee {
+        model: base.model,
+        probe: None,
+        offsets: None,
+    };
+    let source = Source::Synth {
+        synth: Synth::new(3, Split::Train, 64),
+        stage: 2,
+        anatomy: 0.0,
+    };
+    let examples: Vec<_> = [0u64, 1, 2, 0]
+        .iter()
+        .map(|&i| source.example(i, 9).unwrap())
+        .collect();
+    let (config, tokens) = (&base.config, &base.tokens);
+    let tb = build(
+        &examples,
+        tokens,
+        config,
+        c.optim.coord_sigma,
+        false,
+        &base.framing,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(tb.keys[0], tb.keys[3]);
+    assert_ne!(tb.keys[0], tb.keys[1]);
+    let step = |frozen: Option<&FeatureCache>| {
+        let loss = trainee.loss(&tb, config.image_token_id, 1.0, 0.0, Shares::WHOLE, frozen);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &trainee);
+        (value, gradient_values(&trainee, &grads))
+    };
+    let (tracked, tracked_grads) = step(None);
+    let cache = FeatureCache::new(64 << 20);
+    let (first, first_grads) = step(Some(&cache));
+    assert_eq!(
+        cache.counts(),
+        (0, 4),
+        "a new batch: the tower runs on every film"
+    );
+    let held = cache.bytes();
+    assert!(held > 0);
+    let (again, again_grads) = step(Some(&cache));
+    assert_eq!(
+        cache.counts(),
+        (4, 4),
+        "the same films again: all from the cache"
+    );
+    assert_eq!(cache.bytes(), held, "film 0 is held once");
+    assert!(!tracked_grads.is_empty() && tracked_grads.len() == first_grads.len());
+    for (name, value, grads) in [
+        ("uncached", first, &first_grads),
+        ("cached", again, &again_grads),
+    ] {
+        assert!(
+            (value - tracked).abs() <= 1e-5 * tracked.abs(),
+            "{name} loss {value} vs {tracked}"
+        );
+        let scale = tracked_grads.iter().fold(0f32, |m, g| m.max(g.abs()));
+        let worst = tracked_grads
+            .iter()
+            .zip(grads.iter())
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-5 * scale,
+            "{name} gradients differ by {worst} (largest {scale})"
+        );
+    }
+    assert_eq!(
+        first_grads, again_grads,
+        "the cache returns the features it stored"
+    );
+    // Budget 0: the tower still runs outside autodiff, nothing is kept.
+    let none = FeatureCache::new(0);
+    let (value, _) = step(Some(&none));
+    assert_eq!((value, none.bytes()), (first, 0));
+}

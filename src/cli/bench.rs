@@ -1,6 +1,7 @@
 //! `bench`: the native side of docs/BENCHMARKS.md. Stage-2 training throughput (the `stage2`
-//! preset's LoRA and connector) (forward, backward and AdamW step on one fixed synthetic batch), greedy grounding latency (prefill and the box
-//! tokens) and peak memory, as medians after warm-up. `--save-inputs` writes the batch and the
+//! preset's LoRA and connector; forward, backward and AdamW step on one fixed synthetic batch),
+//! the same with the frozen tower's features cached (a dataset's second epoch on), greedy
+//! grounding latency (prefill and the box tokens) and peak memory, as medians after warm-up. `--save-inputs` writes the batch and the
 //! query it measured, so `tools/reference/bench_torch.py` times PyTorch + PEFT on the same ones.
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use medground::train::TrainConfig;
 use medground::train::base::prepare;
 use medground::train::batch::Framing;
 use medground::train::batch::{Source, TrainBatch, build};
+use medground::train::cache::FeatureCache;
 use medground::train::loss::answer_loss;
 use medground::train::run::trainable_params;
 use medground::weights::Bundle;
@@ -100,20 +102,39 @@ pub fn run(a: BenchArgs) -> Result<()> {
     // The forward pass (to the loss's value) and the backward pass of each step, apart.
     let (mut forward, mut backward) = (Vec::new(), Vec::new());
     const WARM: usize = 2;
-    let step_ms = median_ms(WARM, a.steps, &train_device, || {
+    // As `train` runs stage 2: the frozen tower outside autodiff; a synthetic stream keeps no
+    // features (budget 0), a dataset's later epochs read them from the cache (`cached`).
+    let mut timed_step = |cache: &FeatureCache, times: Option<(&mut Vec<f64>, &mut Vec<f64>)>| {
         let m = model.take().expect("model");
         let start = Instant::now();
-        let loss = answer_loss(&m, &tb, config.image_token_id);
+        let loss = answer_loss(&m, &tb, config.image_token_id, Some(cache));
         let _ = loss.clone().into_scalar::<f32>();
-        forward.push(start.elapsed().as_secs_f64() * 1000.0);
+        let forward_ms = start.elapsed().as_secs_f64() * 1000.0;
         let start = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &m);
-        backward.push(start.elapsed().as_secs_f64() * 1000.0);
+        if let Some((f, b)) = times {
+            f.push(forward_ms);
+            b.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
         model = Some(optim.step(cfg.optim.lr, m, grads));
         Ok(())
+    };
+    let uncached = FeatureCache::new(0);
+    let step_ms = median_ms(WARM, a.steps, &train_device, || {
+        timed_step(&uncached, Some((&mut forward, &mut backward)))
     })?;
     let (forward_ms, backward_ms) = (median(&forward[WARM..]), median(&backward[WARM..]));
     let rss_train = peak_rss_mb();
+    // The same batch from the second epoch on: its features come from the cache (the first
+    // warm-up step fills it).
+    let cache = FeatureCache::new(usize::MAX);
+    let cached_ms = median_ms(WARM, a.steps, &train_device, || timed_step(&cache, None))?;
+    let (hits, misses) = cache.counts();
+    if misses != a.batch as u64 || hits != (a.batch * (WARM + a.steps - 1)) as u64 {
+        return Err(Error::Other(format!(
+            "feature cache: {hits} hits, {misses} misses"
+        )));
+    }
 
     let figures = json!({
         "backend": a.device,
@@ -125,6 +146,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "train_samples_per_s": a.batch as f64 * 1000.0 / step_ms,
         "train_forward_ms": forward_ms,
         "train_backward_ms": backward_ms,
+        "train_cached_step_ms": cached_ms,
+        "train_cached_samples_per_s": a.batch as f64 * 1000.0 / cached_ms,
         "ground_ms": query_ms,
         "new_tokens": new_tokens,
         "answer": answer,

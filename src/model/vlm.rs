@@ -106,15 +106,21 @@ impl Idefics3 {
         image_token: u32,
     ) -> (Tensor<3>, Tensor<3>) {
         let patches = self.model.vision_model.forward(batch.pixels.clone());
-        let images = self.model.connector.forward(patches.clone());
+        (
+            self.embed_patches(batch, image_token, patches.clone()),
+            patches,
+        )
+    }
+
+    /// Input embeddings of a batch from its images' patch features (the vision tower's output,
+    /// `[batch * tiles, patches, hidden]`): the connector, then the merge.
+    pub fn embed_patches(&self, batch: &Batch, image_token: u32, patches: Tensor<3>) -> Tensor<3> {
+        let images = self.model.connector.forward(patches);
         // A row's tiles in sequence: [batch * tiles, n, d] -> [batch, tiles * n, d].
         let [rows_tiles, n, d] = images.dims();
         let b = batch.ids.len().max(1);
         let images = images.reshape([b, rows_tiles / b * n, d]);
-        (
-            self.merge_embeddings(&batch.ids, image_token, images),
-            patches,
-        )
+        self.merge_embeddings(&batch.ids, image_token, images)
     }
 
     /// Hidden states -> vocabulary logits.

@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::cache::pixel_key;
 use super::dense;
 use crate::data::record::Record;
 use crate::data::synth::Synth;
@@ -160,6 +161,8 @@ pub struct TrainBatch {
     pub targets: Vec<(usize, u32)>,
     /// Sequence length after padding.
     pub seq: usize,
+    /// Each film's model input, hashed (`cache::pixel_key`): the feature cache's keys.
+    pub keys: Vec<u64>,
     /// The dense probe's targets `[batch, patches, dense::width(offsets)]`, when every example
     /// has boxes (stage 1 on synthetic films).
     pub dense: Option<Tensor<3>>,
@@ -211,12 +214,15 @@ pub fn build(
         row.resize(seq, PAD);
     }
     let mut pixels = Vec::with_capacity(examples.len() * 3 * size * size);
+    let mut keys = Vec::with_capacity(examples.len());
     for e in examples {
+        let start = pixels.len();
         match &framing.processor {
             // Splitting off (`processor::without_splitting`): one tile, the vision tower's size.
             Some(s) => pixels.extend(process(&e.picture, s)?.pixels),
             None => pixels.extend(model_input(&e.picture, size as u32)),
         }
+        keys.push(pixel_key(&pixels[start..]));
     }
     let b = examples.len();
     let pixels = Tensor::<1>::from_data(TensorData::new(pixels, [b * 3 * size * size]), device)
@@ -257,6 +263,7 @@ pub fn build(
         batch: Batch { ids: rows, pixels },
         targets,
         seq,
+        keys,
         dense,
         cells,
         soft,

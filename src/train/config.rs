@@ -147,6 +147,14 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
     pub eval_every: usize,
     pub device: String,
+    /// Stage 2 on a dataset: MB of the frozen vision tower's features kept for films seen again
+    /// (`train/cache.rs`); 0 recomputes every epoch. Synthetic streams never repeat a film.
+    #[serde(default = "default_feature_cache_mb")]
+    pub feature_cache_mb: usize,
+}
+
+fn default_feature_cache_mb() -> usize {
+    4096
 }
 
 impl OptimConfig {
@@ -230,6 +238,7 @@ impl TrainConfig {
                 checkpoint_every: 100,
                 eval_every: 500,
                 device: "cpu".into(),
+                feature_cache_mb: default_feature_cache_mb(),
             },
         };
         match name {

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use super::batch::TrainBatch;
+use super::cache::FeatureCache;
 use super::dense;
 use crate::model::Idefics3;
 
@@ -41,6 +42,7 @@ pub struct Trainee {
 impl Trainee {
     /// The answer loss, plus the probe's (positives weighted `pos_weight`, offsets
     /// `offset_weight`) when it has targets in this batch, each term weighted by its `shares`.
+    /// With `frozen`, the vision tower is frozen and its features come through that cache.
     pub fn loss(
         &self,
         tb: &TrainBatch,
@@ -48,8 +50,19 @@ impl Trainee {
         pos_weight: f32,
         offset_weight: f32,
         shares: Shares,
+        frozen: Option<&FeatureCache>,
     ) -> Tensor<1> {
-        let (embeds, patches) = self.model.embed_batch_with_patches(&tb.batch, image_token);
+        let (embeds, patches) = match frozen {
+            Some(cache) => {
+                let vision = &self.model.model.vision_model;
+                let patches = cache.patches(vision, tb.batch.pixels.clone(), &tb.keys);
+                let embeds = self
+                    .model
+                    .embed_patches(&tb.batch, image_token, patches.clone());
+                (embeds, patches)
+            }
+            None => self.model.embed_batch_with_patches(&tb.batch, image_token),
+        };
         let hidden = self.model.model.text_model.forward(embeds, None);
         let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone())
             .mul_scalar(shares.answer);
@@ -68,12 +81,23 @@ impl Trainee {
     }
 }
 
-/// Mean negative log-likelihood of the answer tokens, `[1]`.
-pub fn answer_loss(model: &Idefics3, tb: &TrainBatch, image_token: u32) -> Tensor<1> {
-    let hidden = model
-        .model
-        .text_model
-        .forward(model.embed_batch(&tb.batch, image_token), None);
+/// Mean negative log-likelihood of the answer tokens, `[1]`; with `frozen`, the vision tower's
+/// features through that cache.
+pub fn answer_loss(
+    model: &Idefics3,
+    tb: &TrainBatch,
+    image_token: u32,
+    frozen: Option<&FeatureCache>,
+) -> Tensor<1> {
+    let embeds = match frozen {
+        Some(cache) => {
+            let patches =
+                cache.patches(&model.model.vision_model, tb.batch.pixels.clone(), &tb.keys);
+            model.embed_patches(&tb.batch, image_token, patches)
+        }
+        None => model.embed_batch(&tb.batch, image_token),
+    };
+    let hidden = model.model.text_model.forward(embeds, None);
     nll(model, hidden, &tb.targets, tb.soft.clone())
 }
 

@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod batch;
+pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod dense;

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::base::{Base, prepare};
 use super::batch::{Framing, Source, prefetch};
+use super::cache::{FeatureCache, frozen};
 use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
 use super::dense;
@@ -135,6 +136,15 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         config.vision_config.image_size,
     )?
     .records;
+    // The frozen tower runs outside autodiff; a dataset's films repeat, so keep their features.
+    let repeats = matches!(source, Source::Records(_));
+    let budget = if repeats {
+        cfg.run.feature_cache_mb << 20
+    } else {
+        0
+    };
+    let cache = FeatureCache::new(budget);
+    let frozen = (devices.len() == 1 && frozen(&model.model.model.vision_model)).then_some(&cache);
     let batches = prefetch(
         Arc::new(source),
         cfg.data.seed,
@@ -147,6 +157,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         optim: o,
         framing: &framing,
         devices: &devices,
+        frozen,
     };
     let mut log = Log::open(&out, progress.step)?;
     let bar = ProgressBar::new(o.steps as u64).with_position(progress.step as u64);

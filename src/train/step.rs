@@ -15,6 +15,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
 use super::batch::{Example, Framing, TrainBatch, build};
+use super::cache::FeatureCache;
 use super::config::OptimConfig;
 use super::loss::{Shares, Trainee};
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub struct StepContext<'a> {
     pub framing: &'a Framing,
     /// Where the shards run; the first holds the model and the optimizer.
     pub devices: &'a [Device],
+    /// The frozen vision tower's features (stage 2 on one device; `cache.rs`).
+    pub frozen: Option<&'a FeatureCache>,
 }
 
 impl StepContext<'_> {
@@ -47,7 +50,13 @@ impl StepContext<'_> {
     }
 
     /// The loss of `tb` under `model` (a number, for the log) and its gradients.
-    fn backward(&self, model: &Trainee, tb: &TrainBatch, shares: Shares) -> (f32, GradientsParams) {
+    fn backward(
+        &self,
+        model: &Trainee,
+        tb: &TrainBatch,
+        shares: Shares,
+        frozen: Option<&FeatureCache>,
+    ) -> (f32, GradientsParams) {
         let o = self.optim;
         let loss = model.loss(
             tb,
@@ -55,6 +64,7 @@ impl StepContext<'_> {
             o.dense_pos_weight,
             o.dense_offset_weight,
             shares,
+            frozen,
         );
         let value = loss.clone().into_scalar::<f32>();
         (value, GradientsParams::from_grads(loss.backward(), model))
@@ -69,7 +79,7 @@ pub fn gradients(
 ) -> Result<(f32, GradientsParams)> {
     let main = &cx.devices[0];
     if cx.devices.len() == 1 {
-        return Ok(cx.backward(model, &cx.batch(examples, main)?, Shares::WHOLE));
+        return Ok(cx.backward(model, &cx.batch(examples, main)?, Shares::WHOLE, cx.frozen));
     }
     let batches = shards(examples.len(), cx.devices.len())?
         .into_iter()
@@ -97,7 +107,8 @@ pub fn gradients(
                     films: n as f32 / films,
                 };
                 scope.spawn(move || {
-                    let (value, grads) = cx.backward(&replica, &tb, shares);
+                    // Each shard runs the tower itself (the cache's tensors live on the first device).
+                    let (value, grads) = cx.backward(&replica, &tb, shares, None);
                     (value, grads.to_device(main, &replica))
                 })
             })
