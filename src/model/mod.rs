@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod fused;
 pub mod generate;
 pub mod rope;
 pub mod text;

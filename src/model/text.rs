@@ -3,11 +3,11 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::TextConfig;
+use super::fused::silu;
 use super::rope::Rope;
 
 /// Keys and values of every layer for the positions already seen.

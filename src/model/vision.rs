@@ -4,11 +4,12 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::VisionConfig;
+use super::fused::gelu_tanh;
 
 /// `embeddings`: a strided convolution cuts the image into patches, then a learned position
 /// vector is added to each. Inputs are full square images, so positions are `0..num_patches`.
@@ -95,16 +96,6 @@ impl VisionMlp {
         };
         self.fc2.forward(x)
     }
-}
-
-/// `gelu_pytorch_tanh`, written as `x * sigmoid(2u)` (the same function, since
-/// `(1 + tanh u) / 2 = sigmoid(2u)`) with the cube as two products: Burn's own version calls
-/// scalar `powf` and `tanh` per element, which took a third of a CPU training step.
-fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
-    const K: f64 = 0.797_884_560_802_865_4; // sqrt(2 / pi)
-    let cube = x.clone() * x.clone() * x.clone();
-    let u = (x.clone() + cube * 0.044715) * (2.0 * K);
-    x * sigmoid(u)
 }
 
 /// `encoder.layers.N`: pre-norm attention and MLP blocks with residuals.

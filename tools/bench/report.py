@@ -111,6 +111,15 @@ def main():
             lines.append(f"| {r['backend']} ({r.get('browser', '')}) | {r['loadMs']:.0f} | "
                          f"{r['firstMs']:.0f} | {r['medianMs']:.0f} | {r['queries']} |")
         lines.append("")
+    elif (ROOT / "docs" / "BENCHMARKS.md").exists():
+        # SKIP_BROWSER=1: keep the last browser table, saying when it was measured.
+        previous = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+        if "## Browser" in previous:
+            section = previous[previous.index("## Browser"):].rstrip().splitlines()
+            measured = next((l for l in previous.splitlines() if l.startswith("Measured ")), "")
+            when = measured.split(" by ")[0].replace("Measured ", "") or "an earlier run"
+            lines += [section[0], "", f"Not rerun this time (SKIP_BROWSER=1): measured {when}.",
+                      *section[1:], ""]
     text = "\n".join(lines)
     print(text)
     if os.environ.get("REPORT", "1") != "0":

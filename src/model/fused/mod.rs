@@ -1,0 +1,305 @@
+//! Fused activations: SiLU (the text MLP's gate) and `gelu_pytorch_tanh` (the vision MLP's),
+//! each one pass forward and one pass backward through Burn's backend extension.
+//!
+//! Burn composes `silu` as `x * sigmoid(x)` and our tanh GELU as five elementwise ops, each a pass
+//! over the tensor, the sigmoid a scalar loop on one thread in the CPU backend (flex); under
+//! autodiff each op keeps its own state and has its own backward pass (docs/speed.md). Here, on
+//! flex, the forward pass is one vectorised, threaded pass (`simd.rs`) that keeps only the input,
+//! and the backward pass is another. Other backends (wgpu, WebGPU, CUDA) run the composition,
+//! which their own fusion compiles into one kernel. The same functions run in the browser's CPU
+//! fallback (one thread there).
+
+pub mod simd;
+
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::prelude::*;
+
+/// The extension: composed bodies by default, fused on flex, with a one-pass backward under
+/// autodiff.
+#[backend_extension(Flex: cfg(all()), Autodiff: cfg(feature = "autodiff"))]
+pub trait Fused: Backend {
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::silu::<Self>(x)
+    }
+    /// `grad * d silu(x) / dx`.
+    fn silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::silu_backward::<Self>(x, grad)
+    }
+    fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::gelu_tanh::<Self>(x)
+    }
+    /// `grad * d gelu_tanh(x) / dx`.
+    fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::gelu_tanh_backward::<Self>(x, grad)
+    }
+}
+
+/// The same functions as compositions of Burn's ops: the bodies on every backend but flex.
+mod composed {
+    use super::*;
+
+    const K: f64 = 0.797_884_560_802_865_4; // sqrt(2 / pi)
+    const C: f64 = 0.044715;
+
+    pub fn silu<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_mul(x.clone(), B::sigmoid(x))
+    }
+
+    /// `grad * s * (1 + x (1 - s))`, `s = sigmoid(x)`.
+    pub fn silu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+        let s = B::sigmoid(x.clone());
+        let one_minus = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+        let inner = B::float_add_scalar(B::float_mul(x, one_minus), 1.0.into());
+        B::float_mul(grad, B::float_mul(s, inner))
+    }
+
+    /// `2 sqrt(2/pi) (x + 0.044715 x^3)`: `gelu_tanh(x) = x * sigmoid(this)`.
+    fn arg<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        let cube = B::float_mul(B::float_mul(x.clone(), x.clone()), x.clone());
+        let inner = B::float_add(x, B::float_mul_scalar(cube, C.into()));
+        B::float_mul_scalar(inner, (2.0 * K).into())
+    }
+
+    pub fn gelu_tanh<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_mul(x.clone(), B::sigmoid(arg::<B>(x)))
+    }
+
+    /// `grad * (s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 c x^2))`, `s = sigmoid(arg(x))`.
+    pub fn gelu_tanh_backward<B: Backend>(
+        x: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        let s = B::sigmoid(arg::<B>(x.clone()));
+        let one_minus = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+        let x2 = B::float_mul(x.clone(), x.clone());
+        let du = B::float_mul_scalar(
+            B::float_add_scalar(B::float_mul_scalar(x2, (3.0 * C).into()), 1.0.into()),
+            (2.0 * K).into(),
+        );
+        let slope = B::float_mul(B::float_mul(x, s.clone()), one_minus);
+        B::float_mul(grad, B::float_add(B::float_mul(slope, du), s))
+    }
+}
+
+/// `f` over a flex tensor's values, one fused pass; the composition `or` for other dtypes.
+fn flex_map(
+    x: FloatTensor<Flex>,
+    f: impl Fn(f32) -> f32 + Copy + Send + Sync,
+    or: fn(FloatTensor<Flex>) -> FloatTensor<Flex>,
+) -> FloatTensor<Flex> {
+    if x.dtype() != burn::tensor::DType::F32 {
+        return or(x);
+    }
+    let shape = x.layout().shape().clone();
+    let x = if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    };
+    let values = simd::map(x.as_slice::<f32>().expect("contiguous f32"), f);
+    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// `f` over two same-shaped flex tensors' values.
+fn flex_zip(
+    x: FloatTensor<Flex>,
+    y: FloatTensor<Flex>,
+    f: impl Fn(f32, f32) -> f32 + Copy + Send + Sync,
+    or: fn(FloatTensor<Flex>, FloatTensor<Flex>) -> FloatTensor<Flex>,
+) -> FloatTensor<Flex> {
+    let f32s = [x.dtype(), y.dtype()]
+        .iter()
+        .all(|d| *d == burn::tensor::DType::F32);
+    if !f32s || x.layout().shape() != y.layout().shape() {
+        return or(x, y);
+    }
+    let shape = x.layout().shape().clone();
+    let dense = |t: FloatTensor<Flex>| {
+        if t.as_slice::<f32>().is_some() {
+            t
+        } else {
+            t.to_contiguous()
+        }
+    };
+    let (x, y) = (dense(x), dense(y));
+    let values = simd::zip(
+        x.as_slice::<f32>().expect("contiguous f32"),
+        y.as_slice::<f32>().expect("contiguous f32"),
+        f,
+    );
+    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+}
+
+impl Fused for Flex {
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_map(x, simd::silu, composed::silu::<Flex>)
+    }
+    fn silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_zip(
+            x,
+            grad,
+            simd::silu_backward,
+            composed::silu_backward::<Flex>,
+        )
+    }
+    fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_map(x, simd::gelu_tanh, composed::gelu_tanh::<Flex>)
+    }
+    fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_zip(
+            x,
+            grad,
+            simd::gelu_tanh_backward,
+            composed::gelu_tanh_backward::<Flex>,
+        )
+    }
+}
+
+/// Whether `x` lives on flex (with or without autodiff): the fused path's backend.
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// `x * sigmoid(x)`.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if on_flex(&x) {
+        Tensor::from_dispatch(<Dispatch as Fused>::silu(x.into_dispatch()))
+    } else {
+        burn::tensor::activation::silu(x)
+    }
+}
+
+/// `gelu_pytorch_tanh`: `x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2`, computed as
+/// `x * sigmoid(2u)` (the same function).
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if on_flex(&x) {
+        Tensor::from_dispatch(<Dispatch as Fused>::gelu_tanh(x.into_dispatch()))
+    } else {
+        Tensor::from_dispatch(composed::gelu_tanh::<Dispatch>(x.into_dispatch()))
+    }
+}
+
+/// Under autodiff: each function one tracked op, its backward pass the fused one (training only;
+/// the browser build has no autodiff).
+#[cfg(feature = "autodiff")]
+mod tracked {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend};
+
+    use super::Fused;
+
+    /// One tracked op whose backward pass is `backward(input, grad)`, the input its only state.
+    fn op<B: Backend, C: CheckpointStrategy>(
+        x: FloatTensor<Autodiff<B, C>>,
+        forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+        backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+    ) -> FloatTensor<Autodiff<B, C>> {
+        #[derive(Debug)]
+        struct Op<B: Backend>(fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>);
+
+        impl<B: Backend> Backward<B, 1> for Op<B> {
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let input = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| (self.0)(input, grad));
+            }
+        }
+
+        let (input, node) = x.into_parts();
+        match Op::<B>(backward)
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(input.clone(), forward(input)),
+            OpsKind::UnTracked(prep) => prep.finish(forward(input)),
+        }
+    }
+
+    impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
+        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            op::<B, C>(x, B::silu, B::silu_backward)
+        }
+        fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            op::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    /// Values and input gradients of `fused` against `composed` on flex under autodiff, over
+    /// values wide enough to reach both tails, to 1e-5 of the largest.
+    fn parity(fused: fn(Tensor<3>) -> Tensor<3>, composed: fn(Tensor<3>) -> Tensor<3>) {
+        let device = Device::flex().autodiff();
+        device.seed(7);
+        let x = Tensor::<3>::random([4, 33, 257], Distribution::Normal(0.0, 4.0), &device);
+        let w = Tensor::<3>::random([4, 33, 257], Distribution::Default, &device);
+        let run = |f: fn(Tensor<3>) -> Tensor<3>| {
+            let x = x.clone().require_grad();
+            let y = f(x.clone());
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let g = x.grad(&grads).expect("gradient");
+            (
+                y.inner().into_data().try_to_vec::<f32>().unwrap(),
+                g.into_data().try_to_vec::<f32>().unwrap(),
+            )
+        };
+        let ((y1, g1), (y2, g2)) = (run(fused), run(composed));
+        for (name, a, b) in [("values", y1, y2), ("gradients", g1, g2)] {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-5 * scale, "{name}: off by {worst} of {scale}");
+        }
+        // Without autodiff too, and on a non-contiguous view.
+        let plain = x.inner().swap_dims(1, 2);
+        let (a, b) = (fused(plain.clone()), composed(plain));
+        let worst = (a - b).abs().max().into_scalar::<f32>();
+        assert!(worst <= 1e-4, "plain view: off by {worst}");
+    }
+
+    #[test]
+    fn fused_silu_matches_the_composition() {
+        parity(super::silu, burn::tensor::activation::silu);
+    }
+
+    #[test]
+    fn fused_gelu_tanh_matches_the_composition() {
+        parity(super::gelu_tanh, |x| {
+            Tensor::from_dispatch(super::composed::gelu_tanh::<burn::backend::Dispatch>(
+                x.into_dispatch(),
+            ))
+        });
+    }
+
+    /// The composition is the tanh formula itself (checked against it directly).
+    #[test]
+    fn gelu_tanh_is_pytorchs_tanh_formula() {
+        let device = Device::flex();
+        let x = Tensor::<1>::from_floats([-5.0, -1.5, -0.3, 0.0, 0.2, 1.0, 3.0, 8.0], &device);
+        let reference = burn::tensor::activation::gelu_approximate(x.clone());
+        let worst = (super::gelu_tanh(x) - reference)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(worst < 1e-6, "{worst}");
+    }
+}
