@@ -118,8 +118,10 @@ def main():
             section = previous[previous.index("## Browser"):].rstrip().splitlines()
             measured = next((l for l in previous.splitlines() if l.startswith("Measured ")), "")
             when = measured.split(" by ")[0].replace("Measured ", "") or "an earlier run"
-            lines += [section[0], "", f"Not rerun this time (SKIP_BROWSER=1): measured {when}.",
-                      *section[1:], ""]
+            note = f"Not rerun this time (SKIP_BROWSER=1): measured {when}."
+            if any(l.startswith("Not rerun") for l in section):
+                note = None  # already carried over once: its own date stays
+            lines += [section[0], *(["", note] if note else []), *section[1:], ""]
     text = "\n".join(lines)
     print(text)
     if os.environ.get("REPORT", "1") != "0":
