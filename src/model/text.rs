@@ -3,11 +3,9 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::TextConfig;
-use super::fused::silu;
+use super::fused::{attention, silu};
 use super::rope::Rope;
 
 /// Keys and values of every layer for the positions already seen.
@@ -86,11 +84,7 @@ impl TextAttention {
             None => (k, v),
         };
         let (k, v) = (repeat_kv(k, h / kvh), repeat_kv(v, h / kvh));
-        let options = AttentionModuleOptions {
-            is_causal: true,
-            ..Default::default()
-        };
-        let out = attention(q, k, v, None, None, options);
+        let out = attention(q, k, v, true);
         self.o_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }

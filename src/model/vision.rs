@@ -5,11 +5,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::VisionConfig;
-use super::fused::gelu_tanh;
+use super::fused::{attention, gelu_tanh};
 
 /// `embeddings`: a strided convolution cuts the image into patches, then a learned position
 /// vector is added to each. Inputs are full square images, so positions are `0..num_patches`.
@@ -71,7 +69,7 @@ impl VisionAttention {
         let q = heads(self.q_proj.forward(x.clone()));
         let k = heads(self.k_proj.forward(x.clone()));
         let v = heads(self.v_proj.forward(x));
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let out = attention(q, k, v, false);
         self.out_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, d]))
     }

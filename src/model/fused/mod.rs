@@ -9,8 +9,10 @@
 //! which their own fusion compiles into one kernel. The same functions run in the browser's CPU
 //! fallback (one thread there).
 
+pub mod attention;
 pub mod simd;
 
+use burn::backend::TensorMetadata;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, backend_extension};
@@ -33,6 +35,29 @@ pub trait Fused: Backend {
     /// `grad * d gelu_tanh(x) / dx`.
     fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         composed::gelu_tanh_backward::<Self>(x, grad)
+    }
+    /// `softmax(scale * x)` over the last dimension; with `causal`, masked as `attention.rs` says.
+    fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
+        composed::softmax_rows::<Self>(x, scale, causal)
+    }
+    /// The gradient of the scores from the probabilities `p` and their gradient.
+    fn softmax_rows_backward(
+        p: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        composed::softmax_rows_backward::<Self>(p, grad, scale)
+    }
+    /// `softmax(scale Q K^T) V`, `[batch, heads, queries, head_dim]`.
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        let scores = Self::float_matmul(q, Self::float_swap_dims(k, 2, 3));
+        Self::float_matmul(Self::softmax_rows(scores, scale, causal), v)
     }
 }
 
@@ -64,6 +89,38 @@ mod composed {
 
     pub fn gelu_tanh<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
         B::float_mul(x.clone(), B::sigmoid(arg::<B>(x)))
+    }
+
+    pub fn softmax_rows<B: Backend>(x: FloatTensor<B>, scale: f64, causal: bool) -> FloatTensor<B> {
+        let shape = x.shape();
+        let last = shape.num_dims() - 1;
+        let x = B::float_mul_scalar(x, scale.into());
+        let x = if causal {
+            let (queries, cols) = (shape[last - 1], shape[last]);
+            let hidden: Vec<bool> = (0..queries * cols)
+                .map(|i| i % cols + queries > i / cols + cols)
+                .collect();
+            let device = x.device();
+            let mask = B::bool_from_data(TensorData::new(hidden, [queries, cols]), &device);
+            let mut dims = vec![1; last - 1];
+            dims.extend([queries, cols]);
+            let mask = B::bool_expand(B::bool_reshape(mask, dims.into()), shape.clone());
+            B::float_mask_fill(x, mask, f32::NEG_INFINITY.into())
+        } else {
+            x
+        };
+        B::softmax(x, last)
+    }
+
+    pub fn softmax_rows_backward<B: Backend>(
+        p: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        scale: f64,
+    ) -> FloatTensor<B> {
+        let last = p.shape().num_dims() - 1;
+        let dot = B::float_sum_dim(B::float_mul(p.clone(), grad.clone()), last);
+        let ds = B::float_mul(p, B::float_sub(grad, dot));
+        B::float_mul_scalar(ds, scale.into())
     }
 
     /// `grad * (s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 c x^2))`, `s = sigmoid(arg(x))`.
@@ -155,11 +212,63 @@ impl Fused for Flex {
             composed::gelu_tanh_backward::<Flex>,
         )
     }
+    fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
+        let dims = x.layout().shape().clone();
+        let n = dims.num_dims();
+        if x.dtype() != burn::tensor::DType::F32 || n < 2 {
+            return composed::softmax_rows::<Flex>(x, scale, causal);
+        }
+        let (queries, cols) = (dims[n - 2], dims[n - 1]);
+        let x = dense(x);
+        let p = attention::softmax_rows(
+            x.as_slice().expect("dense"),
+            cols,
+            queries,
+            scale as f32,
+            causal,
+        );
+        Flex::float_from_data(TensorData::new(p, dims), &Default::default())
+    }
+    fn softmax_rows_backward(
+        p: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        let dims = p.layout().shape().clone();
+        let f32s = [p.dtype(), grad.dtype()]
+            .iter()
+            .all(|d| *d == burn::tensor::DType::F32);
+        if !f32s || grad.layout().shape() != &dims {
+            return composed::softmax_rows_backward::<Flex>(p, grad, scale);
+        }
+        let cols = dims[dims.num_dims() - 1];
+        let (p, grad) = (dense(p), dense(grad));
+        let ds = attention::softmax_rows_backward(
+            p.as_slice().expect("dense"),
+            grad.as_slice().expect("dense"),
+            cols,
+            scale as f32,
+        );
+        Flex::float_from_data(TensorData::new(ds, dims), &Default::default())
+    }
 }
 
-/// Whether `x` lives on flex (with or without autodiff): the fused path's backend.
+/// A contiguous copy of `t` where it is not one already.
+fn dense(t: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// Whether `x` lives on flex (with or without autodiff): the fused path's backend. The
+/// environment variable `MEDGROUND_FUSED=0` turns the fused path off (to measure it against
+/// Burn's composition: docs/speed.md).
 fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
-    matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("MEDGROUND_FUSED").map_or(true, |v| v != "0"));
+    on && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// `x * sigmoid(x)`.
@@ -181,62 +290,31 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Under autodiff: each function one tracked op, its backward pass the fused one (training only;
-/// the browser build has no autodiff).
-#[cfg(feature = "autodiff")]
-mod tracked {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend};
-
-    use super::Fused;
-
-    /// One tracked op whose backward pass is `backward(input, grad)`, the input its only state.
-    fn op<B: Backend, C: CheckpointStrategy>(
-        x: FloatTensor<Autodiff<B, C>>,
-        forward: fn(FloatTensor<B>) -> FloatTensor<B>,
-        backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
-    ) -> FloatTensor<Autodiff<B, C>> {
-        #[derive(Debug)]
-        struct Op<B: Backend>(fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>);
-
-        impl<B: Backend> Backward<B, 1> for Op<B> {
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let input = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| (self.0)(input, grad));
-            }
-        }
-
-        let (input, node) = x.into_parts();
-        match Op::<B>(backward)
-            .prepare::<C>([node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(input.clone(), forward(input)),
-            OpsKind::UnTracked(prep) => prep.finish(forward(input)),
-        }
+/// `softmax(Q K^T / sqrt(head_dim)) V` over `[batch, heads, tokens, head_dim]`, with `causal`
+/// each query seeing the keys up to its position (aligned bottom-right, as Burn's mask is).
+/// Training on flex takes the one-op path (`attention.rs`); elsewhere Burn's attention (on flex
+/// without autodiff, its own fused forward pass).
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    if q.is_autodiff() && on_flex(&q) {
+        let scale = 1.0 / (q.dims()[3] as f64).sqrt();
+        let out = <Dispatch as Fused>::attention(
+            q.into_dispatch(),
+            k.into_dispatch(),
+            v.into_dispatch(),
+            scale,
+            causal,
+        );
+        return Tensor::from_dispatch(out);
     }
-
-    impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
-        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            op::<B, C>(x, B::silu, B::silu_backward)
-        }
-        fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            op::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward)
-        }
-    }
+    let options = burn::tensor::ops::AttentionModuleOptions {
+        is_causal: causal,
+        ..Default::default()
+    };
+    burn::tensor::module::attention(q, k, v, None, None, options)
 }
+
+#[cfg(feature = "autodiff")]
+mod tracked;
 
 #[cfg(test)]
 mod tests {
@@ -288,6 +366,69 @@ mod tests {
                 x.into_dispatch(),
             ))
         });
+    }
+
+    /// Attention under autodiff as one op against Burn's decomposition: outputs and the gradients
+    /// of Q, K and V, causal (queries = keys) and not, grouped-query heads repeated as the text
+    /// model repeats them.
+    #[test]
+    fn fused_attention_matches_burns() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let r =
+            |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.5), &device);
+        let (q, k, v, w) = (
+            r([3, 4, 37, 16]),
+            r([3, 2, 37, 16]),
+            r([3, 2, 37, 16]),
+            r([3, 4, 37, 16]),
+        );
+        let repeat = |x: Tensor<4>| {
+            x.unsqueeze_dim::<5>(2)
+                .expand([3, 2, 2, 37, 16])
+                .reshape([3, 4, 37, 16])
+        };
+        for causal in [true, false] {
+            let run = |fused: bool| {
+                let (q, k, v) = (
+                    q.clone().require_grad(),
+                    k.clone().require_grad(),
+                    v.clone().require_grad(),
+                );
+                let (kk, vv) = (repeat(k.clone()), repeat(v.clone()));
+                let out = if fused {
+                    super::attention(q.clone(), kk, vv, causal)
+                } else {
+                    let options = burn::tensor::ops::AttentionModuleOptions {
+                        is_causal: causal,
+                        ..Default::default()
+                    };
+                    burn::tensor::module::attention(q.clone(), kk, vv, None, None, options)
+                };
+                let grads = (out.clone() * w.clone()).sum().backward();
+                let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+                [
+                    flat(out.inner()),
+                    flat(q.grad(&grads).unwrap()),
+                    flat(k.grad(&grads).unwrap()),
+                    flat(v.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, burns) = (run(true), run(false));
+            for (name, a, b) in ["output", "dQ", "dK", "dV"]
+                .iter()
+                .zip(&ours)
+                .zip(&burns)
+                .map(|((n, a), b)| (n, a, b))
+            {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst <= 1e-5 * scale,
+                    "causal {causal} {name}: off by {worst} of {scale}"
+                );
+            }
+        }
     }
 
     /// The composition is the tanh formula itself (checked against it directly).

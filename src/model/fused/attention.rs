@@ -1,0 +1,110 @@
+//! Attention for training: under autodiff, Burn decomposes attention into eleven tracked ops
+//! (scale, mask, max, shift, exp, sum, divide ... each with its own backward pass and saved
+//! tensor). Here it is one tracked op: forward `P = softmax(scale Q K^T)` (causal: each query sees
+//! the keys up to its own position, aligned bottom-right as Burn's mask is), `O = P V`, saving
+//! `P`; backward `dV = P^T dO`, `dP = dO V^T`, `dS = scale P (dP - rowsum(P dP))`, `dQ = dS K`,
+//! `dK = dS^T Q`. The products are the backend's; the softmax and its backward are one fused
+//! pass per row on flex (`softmax_rows` below).
+
+use super::simd::exp;
+
+/// Rows of `cols` scores, each `softmax(scale * row)`; with `causal`, row `r` (query
+/// `r % queries`) keeps the first `r % queries + cols - queries + 1` columns, the rest 0.
+pub fn softmax_rows(x: &[f32], cols: usize, queries: usize, scale: f32, causal: bool) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    let row = |r: usize, x: &[f32], out: &mut [f32]| {
+        let keep = if causal {
+            (r % queries + cols + 1).saturating_sub(queries).min(cols)
+        } else {
+            cols
+        };
+        if keep == 0 {
+            return;
+        }
+        let (x, o) = (&x[..keep], &mut out[..keep]);
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
+        let mut sum = 0.0f32;
+        for (o, v) in o.iter_mut().zip(x) {
+            *o = exp(v * scale - max);
+            sum += *o;
+        }
+        let inv = 1.0 / sum;
+        o.iter_mut().for_each(|v| *v *= inv);
+    };
+    rows(&mut out, x, None, cols, |r, x, _, o| row(r, x, o));
+    out
+}
+
+/// The gradient of the scaled scores from `p = softmax_rows(..)` and the gradient `g` of `p`:
+/// `scale * p * (g - sum(p * g))` per row.
+pub fn softmax_rows_backward(p: &[f32], g: &[f32], cols: usize, scale: f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; p.len()];
+    rows(&mut out, p, Some(g), cols, |_, p, g, o| {
+        let g = g.expect("gradient");
+        let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum();
+        for ((o, p), g) in o.iter_mut().zip(p).zip(g) {
+            *o = scale * p * (g - dot);
+        }
+    });
+    out
+}
+
+/// `f(row index, x row, y row, out row)` over rows of `cols`, over threads natively.
+fn rows(
+    out: &mut [f32],
+    x: &[f32],
+    y: Option<&[f32]>,
+    cols: usize,
+    f: impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]) + Sync,
+) {
+    let per = (1 << 14) / cols.max(1) + 1; // rows a task takes
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per * cols)
+            .enumerate()
+            .for_each(|(c, o)| block(c * per, o, x, y, cols, &f));
+    }
+    #[cfg(target_arch = "wasm32")]
+    block(0, out, x, y, cols, &f);
+}
+
+fn block(
+    first: usize,
+    out: &mut [f32],
+    x: &[f32],
+    y: Option<&[f32]>,
+    cols: usize,
+    f: &impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]),
+) {
+    for (k, o) in out.chunks_mut(cols).enumerate() {
+        let r = first + k;
+        let span = r * cols..(r + 1) * cols;
+        f(r, &x[span.clone()], y.map(|y| &y[span]), o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_rows_sum_to_one_over_the_keys_they_see() {
+        // 2 heads of 3 queries over 5 keys: query i sees keys 0..=i + 2.
+        let x: Vec<f32> = (0..30).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
+        let p = softmax_rows(&x, 5, 3, 0.5, true);
+        for r in 0..6 {
+            let row = &p[r * 5..(r + 1) * 5];
+            let keep = r % 3 + 3;
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert!(row[keep..].iter().all(|v| *v == 0.0), "row {r}: {row:?}");
+            assert!(row[..keep].iter().all(|v| *v > 0.0));
+        }
+        let full = softmax_rows(&x, 5, 3, 0.5, false);
+        let (a, b) = (
+            full[0],
+            (x[0] * 0.5).exp() / x[..5].iter().map(|v| (v * 0.5).exp()).sum::<f32>(),
+        );
+        assert!((a - b).abs() < 1e-6);
+    }
+}
