@@ -5,7 +5,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::prelude::*;
 
 use super::config::TextConfig;
-use super::fused::{attention, silu};
+use super::fused::{attention, rms_norm, silu};
 use super::rope::Rope;
 
 /// Keys and values of every layer for the positions already seen.
@@ -185,16 +185,19 @@ impl LlamaModel {
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
             let h = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
+                rms_norm(&layer.input_layernorm, x.clone()),
                 &rope,
                 layer_cache,
             );
             x = x + h;
-            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+            x = x.clone()
+                + layer
+                    .mlp
+                    .forward(rms_norm(&layer.post_attention_layernorm, x));
         }
         if let Some(c) = cache {
             c.len += s;
         }
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
     }
 }

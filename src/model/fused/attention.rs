@@ -6,7 +6,7 @@
 //! `dK = dS^T Q`. The products are the backend's; the softmax and its backward are one fused
 //! pass per row on flex (`softmax_rows` below).
 
-use super::simd::exp;
+use super::simd::{exp, rows};
 
 /// Rows of `cols` scores, each `softmax(scale * row)`; with `causal`, row `r` (query
 /// `r % queries`) keeps the first `r % queries + cols - queries + 1` columns, the rest 0.
@@ -47,41 +47,6 @@ pub fn softmax_rows_backward(p: &[f32], g: &[f32], cols: usize, scale: f32) -> V
         }
     });
     out
-}
-
-/// `f(row index, x row, y row, out row)` over rows of `cols`, over threads natively.
-fn rows(
-    out: &mut [f32],
-    x: &[f32],
-    y: Option<&[f32]>,
-    cols: usize,
-    f: impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]) + Sync,
-) {
-    let per = (1 << 14) / cols.max(1) + 1; // rows a task takes
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(per * cols)
-            .enumerate()
-            .for_each(|(c, o)| block(c * per, o, x, y, cols, &f));
-    }
-    #[cfg(target_arch = "wasm32")]
-    block(0, out, x, y, cols, &f);
-}
-
-fn block(
-    first: usize,
-    out: &mut [f32],
-    x: &[f32],
-    y: Option<&[f32]>,
-    cols: usize,
-    f: &impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]),
-) {
-    for (k, o) in out.chunks_mut(cols).enumerate() {
-        let r = first + k;
-        let span = r * cols..(r + 1) * cols;
-        f(r, &x[span.clone()], y.map(|y| &y[span]), o);
-    }
 }
 
 #[cfg(test)]

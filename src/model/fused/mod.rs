@@ -10,6 +10,7 @@
 //! fallback (one thread there).
 
 pub mod attention;
+pub mod norm;
 pub mod simd;
 
 use burn::backend::TensorMetadata;
@@ -47,6 +48,27 @@ pub trait Fused: Backend {
         scale: f64,
     ) -> FloatTensor<Self> {
         composed::softmax_rows_backward::<Self>(p, grad, scale)
+    }
+    /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * gamma`.
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        composed::rms_norm::<Self>(x, gamma, eps)
+    }
+    /// `grad`'s share of the input's gradient.
+    fn rms_norm_backward_x(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        composed::rms_norm_backward_x::<Self>(x, gamma, grad, eps)
+    }
+    /// `grad`'s share of gamma's gradient, `[d]`.
+    fn rms_norm_backward_gamma(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        composed::rms_norm_backward_gamma::<Self>(x, grad, eps)
     }
     /// `softmax(scale Q K^T) V`, `[batch, heads, queries, head_dim]`.
     fn attention(
@@ -121,6 +143,63 @@ mod composed {
         let dot = B::float_sum_dim(B::float_mul(p.clone(), grad.clone()), last);
         let ds = B::float_mul(p, B::float_sub(grad, dot));
         B::float_mul_scalar(ds, scale.into())
+    }
+
+    /// `1 / sqrt(mean(x^2) + eps)` per row, the last dimension kept (as 1).
+    fn inv_rms<B: Backend>(x: FloatTensor<B>, eps: f64) -> FloatTensor<B> {
+        let last = x.shape().num_dims() - 1;
+        let mean = B::float_mean_dim(B::float_mul(x.clone(), x), last);
+        B::float_recip(B::float_sqrt(B::float_add_scalar(mean, eps.into())))
+    }
+
+    /// `gamma` shaped to broadcast over `x`'s rows.
+    fn rows_of<B: Backend>(gamma: FloatTensor<B>, x: &FloatTensor<B>) -> FloatTensor<B> {
+        let shape = x.shape();
+        let mut dims = vec![1; shape.num_dims() - 1];
+        dims.push(shape[shape.num_dims() - 1]);
+        B::float_reshape(gamma, dims.into())
+    }
+
+    pub fn rms_norm<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        eps: f64,
+    ) -> FloatTensor<B> {
+        let gamma = rows_of::<B>(gamma, &x);
+        let r = inv_rms::<B>(x.clone(), eps);
+        B::float_mul(B::float_mul(x, r), gamma)
+    }
+
+    pub fn rms_norm_backward_x<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        eps: f64,
+    ) -> FloatTensor<B> {
+        let shape = x.shape();
+        let (last, d) = (shape.num_dims() - 1, shape[shape.num_dims() - 1]);
+        let h = B::float_mul(grad, rows_of::<B>(gamma, &x));
+        let r = inv_rms::<B>(x.clone(), eps);
+        let s = B::float_sum_dim(B::float_mul(h.clone(), x.clone()), last);
+        let r3 = B::float_mul(B::float_mul(r.clone(), r.clone()), r.clone());
+        let k = B::float_div_scalar(B::float_mul(r3, s), (d as f64).into());
+        B::float_sub(B::float_mul(h, r), B::float_mul(x, k))
+    }
+
+    pub fn rms_norm_backward_gamma<B: Backend>(
+        x: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        eps: f64,
+    ) -> FloatTensor<B> {
+        let shape = x.shape();
+        let d = shape[shape.num_dims() - 1];
+        let r = inv_rms::<B>(x.clone(), eps);
+        let t = B::float_mul(B::float_mul(grad, x), r);
+        let rows = shape.num_elements() / d;
+        B::float_reshape(
+            B::float_sum_dim(B::float_reshape(t, [rows, d].into()), 0),
+            [d].into(),
+        )
     }
 
     /// `grad * (s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 c x^2))`, `s = sigmoid(arg(x))`.
@@ -212,6 +291,49 @@ impl Fused for Flex {
             composed::gelu_tanh_backward::<Flex>,
         )
     }
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        let Some((xs, g, _)) = flex_rms(&x, &gamma, None) else {
+            return composed::rms_norm::<Flex>(x, gamma, eps);
+        };
+        let y = norm::forward(
+            xs.as_slice().expect("dense"),
+            g.as_slice().expect("dense"),
+            eps as f32,
+        );
+        flex_from(y, x.layout().shape().clone())
+    }
+    fn rms_norm_backward_x(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        let Some((xs, g, Some(dy))) = flex_rms(&x, &gamma, Some(&grad)) else {
+            return composed::rms_norm_backward_x::<Flex>(x, gamma, grad, eps);
+        };
+        let slice = |t: &FloatTensor<Flex>| t.as_slice::<f32>().expect("dense").to_vec();
+        let dx = norm::backward_x(&slice(&xs), &slice(&g), &slice(&dy), eps as f32);
+        flex_from(dx, x.layout().shape().clone())
+    }
+    fn rms_norm_backward_gamma(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        let shape = x.layout().shape().clone();
+        let d = shape[shape.num_dims() - 1];
+        let ones = flex_from(vec![1.0; d], [d].into());
+        let Some((xs, _, Some(dy))) = flex_rms(&x, &ones, Some(&grad)) else {
+            return composed::rms_norm_backward_gamma::<Flex>(x, grad, eps);
+        };
+        let dg = norm::backward_gamma(
+            xs.as_slice().expect("dense"),
+            dy.as_slice().expect("dense"),
+            d,
+            eps as f32,
+        );
+        flex_from(dg, [d].into())
+    }
     fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
         let dims = x.layout().shape().clone();
         let n = dims.num_dims();
@@ -251,6 +373,34 @@ impl Fused for Flex {
         );
         Flex::float_from_data(TensorData::new(ds, dims), &Default::default())
     }
+}
+
+/// RMSNorm's kernels on f32 flex tensors; `None` for others (the composition then runs).
+fn flex_rms(
+    x: &FloatTensor<Flex>,
+    gamma: &FloatTensor<Flex>,
+    grad: Option<&FloatTensor<Flex>>,
+) -> Option<(
+    FloatTensor<Flex>,
+    FloatTensor<Flex>,
+    Option<FloatTensor<Flex>>,
+)> {
+    let f32 = |t: &FloatTensor<Flex>| t.dtype() == burn::tensor::DType::F32;
+    let shape = x.layout().shape();
+    let d = shape[shape.num_dims() - 1];
+    let fits = f32(x) && f32(gamma) && gamma.layout().shape().num_elements() == d;
+    if !fits || grad.is_some_and(|g| !f32(g) || g.layout().shape() != shape) {
+        return None;
+    }
+    Some((
+        dense(x.clone()),
+        dense(gamma.clone()),
+        grad.map(|g| dense(g.clone())),
+    ))
+}
+
+fn flex_from(values: Vec<f32>, shape: burn::tensor::Shape) -> FloatTensor<Flex> {
+    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
 }
 
 /// A contiguous copy of `t` where it is not one already.
@@ -311,6 +461,19 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tens
         ..Default::default()
     };
     burn::tensor::module::attention(q, k, v, None, None, options)
+}
+
+/// Burn's `RmsNorm` module, fused on flex.
+pub fn rms_norm<const D: usize>(norm: &burn::nn::RmsNorm, x: Tensor<D>) -> Tensor<D> {
+    if !on_flex(&x) {
+        return norm.forward(x);
+    }
+    let gamma = norm.gamma.val().into_dispatch();
+    Tensor::from_dispatch(<Dispatch as Fused>::rms_norm(
+        x.into_dispatch(),
+        gamma,
+        norm.epsilon,
+    ))
 }
 
 #[cfg(feature = "autodiff")]
@@ -429,6 +592,101 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// RMSNorm as one op against Burn's module: outputs, the input's and gamma's gradients.
+    #[test]
+    fn fused_rms_norm_matches_burns() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let mut norm = burn::nn::RmsNormConfig::new(48)
+            .with_epsilon(1e-5)
+            .init(&device);
+        let gamma = Tensor::<1>::random([48], Distribution::Normal(1.0, 0.3), &device);
+        norm.gamma = burn::module::Param::from_tensor(gamma);
+        let x = Tensor::<3>::random([5, 19, 48], Distribution::Normal(0.0, 2.0), &device);
+        let w = Tensor::<3>::random([5, 19, 48], Distribution::Default, &device);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let y = if fused {
+                super::rms_norm(&norm, x.clone())
+            } else {
+                norm.forward(x.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+            let dg = norm.gamma.val().grad(&grads).expect("gamma's gradient");
+            [
+                flat(y.inner()),
+                flat(x.grad(&grads).unwrap()),
+                flat(dg.reshape([1, 1, 48])),
+            ]
+        };
+        let (ours, burns) = (run(true), run(false));
+        for ((name, a), b) in ["output", "dx", "dgamma"].iter().zip(&ours).zip(&burns) {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-5 * scale, "{name}: off by {worst} of {scale}");
+        }
+    }
+
+    /// The composed bodies (other backends' path) give the fused kernels' values.
+    #[test]
+    fn compositions_match_the_kernels() {
+        use burn::backend::Dispatch;
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 7, 7], Distribution::Normal(0.0, 2.0), &device);
+        let g = Tensor::<4>::random([2, 3, 7, 7], Distribution::Default, &device);
+        let d = |t: &Tensor<4>| t.clone().into_dispatch();
+        for causal in [true, false] {
+            let ours = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::softmax_rows(
+                d(&x),
+                0.7,
+                causal,
+            ));
+            let theirs = Tensor::<4>::from_dispatch(super::composed::softmax_rows::<Dispatch>(
+                d(&x),
+                0.7,
+                causal,
+            ));
+            assert!((ours.clone() - theirs).abs().max().into_scalar::<f32>() < 1e-6);
+            let a = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::softmax_rows_backward(
+                d(&ours),
+                d(&g),
+                0.7,
+            ));
+            let b = Tensor::<4>::from_dispatch(super::composed::softmax_rows_backward::<Dispatch>(
+                d(&ours),
+                d(&g),
+                0.7,
+            ));
+            assert!((a - b).abs().max().into_scalar::<f32>() < 1e-6);
+        }
+        let gamma = Tensor::<1>::random([7], Distribution::Default, &device).into_dispatch();
+        let a = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::rms_norm_backward_x(
+            d(&x),
+            gamma.clone(),
+            d(&g),
+            1e-5,
+        ));
+        let b = Tensor::<4>::from_dispatch(super::composed::rms_norm_backward_x::<Dispatch>(
+            d(&x),
+            gamma,
+            d(&g),
+            1e-5,
+        ));
+        assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
+        let a = Tensor::<1>::from_dispatch(<Dispatch as super::Fused>::rms_norm_backward_gamma(
+            d(&x),
+            d(&g),
+            1e-5,
+        ));
+        let b = Tensor::<1>::from_dispatch(super::composed::rms_norm_backward_gamma::<Dispatch>(
+            d(&x),
+            d(&g),
+            1e-5,
+        ));
+        assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
     }
 
     /// The composition is the tanh formula itself (checked against it directly).

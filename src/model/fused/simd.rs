@@ -142,6 +142,41 @@ pub fn zip(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Copy + Send + Syn
     out
 }
 
+/// `f(row index, x row, y row, out row)` over rows of `cols`, over threads natively.
+pub fn rows(
+    out: &mut [f32],
+    x: &[f32],
+    y: Option<&[f32]>,
+    cols: usize,
+    f: impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]) + Sync,
+) {
+    let per = (1 << 14) / cols.max(1) + 1; // rows a task takes
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per * cols)
+            .enumerate()
+            .for_each(|(c, o)| block(c * per, o, x, y, cols, &f));
+    }
+    #[cfg(target_arch = "wasm32")]
+    block(0, out, x, y, cols, &f);
+}
+
+fn block(
+    first: usize,
+    out: &mut [f32],
+    x: &[f32],
+    y: Option<&[f32]>,
+    cols: usize,
+    f: &impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]),
+) {
+    for (k, o) in out.chunks_mut(cols).enumerate() {
+        let r = first + k;
+        let span = r * cols..(r + 1) * cols;
+        f(r, &x[span.clone()], y.map(|y| &y[span]), o);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend};
 
@@ -45,5 +45,116 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
     }
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         op::<B, C>(x, B::gelu_tanh, B::gelu_tanh_backward)
+    }
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        rms_norm::<B, C>(x, gamma, eps)
+    }
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        attention::<B, C>(q, k, v, scale, causal)
+    }
+}
+
+/// `softmax(scale Q K^T) V` as one tracked op (`attention.rs` has the maths); its state is the
+/// inputs and the probabilities.
+fn attention<B: Backend + Fused, C: CheckpointStrategy>(
+    q: FloatTensor<Autodiff<B, C>>,
+    k: FloatTensor<Autodiff<B, C>>,
+    v: FloatTensor<Autodiff<B, C>>,
+    scale: f64,
+    causal: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Attention;
+
+    type State<B> = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+    );
+
+    impl<B: Backend + Fused> Backward<B, 3> for Attention {
+        type State = State<B>;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_q, node_k, node_v] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let (q, k, v, p, scale) = ops.state;
+            let t = |x: FloatTensor<B>| B::float_swap_dims(x, 2, 3);
+            if let Some(node) = node_v {
+                grads.register::<B>(node.id, B::float_matmul(t(p.clone()), grad.clone()));
+            }
+            if node_q.is_none() && node_k.is_none() {
+                return;
+            }
+            let dp = B::float_matmul(grad, t(v));
+            let ds = B::softmax_rows_backward(p, dp, scale);
+            if let Some(node) = node_q {
+                grads.register::<B>(node.id, B::float_matmul(ds.clone(), k));
+            }
+            if let Some(node) = node_k {
+                grads.register::<B>(node.id, B::float_matmul(t(ds), q));
+            }
+        }
+    }
+
+    let (q, node_q) = q.into_parts();
+    let (k, node_k) = k.into_parts();
+    let (v, node_v) = v.into_parts();
+    let scores = B::float_matmul(q.clone(), B::float_swap_dims(k.clone(), 2, 3));
+    let p = B::softmax_rows(scores, scale, causal);
+    let out = B::float_matmul(p.clone(), v.clone());
+    match Attention
+        .prepare::<C>([node_q, node_k, node_v])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((q, k, v, p, scale), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// RMSNorm as one tracked op over `x` and `gamma`; its state is both and `eps`.
+fn rms_norm<B: Backend + Fused, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    gamma: FloatTensor<Autodiff<B, C>>,
+    eps: f64,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct RmsNorm;
+
+    impl<B: Backend + Fused> Backward<B, 2> for RmsNorm {
+        type State = (FloatTensor<B>, FloatTensor<B>, f64);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (x, gamma, eps) = ops.state;
+            let x2 = x.clone();
+            binary::<B, _, _>(
+                ops.parents,
+                ops.node,
+                grads,
+                |grad| B::rms_norm_backward_x(x, gamma, grad, eps),
+                |grad| B::rms_norm_backward_gamma(x2, grad, eps),
+            );
+        }
+    }
+
+    let (x, node_x) = x.into_parts();
+    let (gamma, node_gamma) = gamma.into_parts();
+    let out = B::rms_norm(x.clone(), gamma.clone(), eps);
+    match RmsNorm
+        .prepare::<C>([node_x, node_gamma])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x, gamma, eps), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
