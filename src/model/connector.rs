@@ -6,6 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::config::Idefics3Config;
+use super::lora::linear;
 
 /// `modality_projection`.
 #[derive(Module, Debug)]
@@ -47,9 +48,7 @@ impl Connector {
     }
 
     pub fn forward(&self, features: Tensor<3>) -> Tensor<3> {
-        self.modality_projection
-            .proj
-            .forward(self.pixel_shuffle(features))
+        linear(&self.modality_projection.proj, self.pixel_shuffle(features))
     }
 
     /// The same connector at pixel-shuffle scale `s`, for starting a finer (or coarser) grid of

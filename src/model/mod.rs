@@ -4,6 +4,7 @@ pub mod config;
 pub mod connector;
 pub mod fused;
 pub mod generate;
+pub mod lora;
 pub mod rope;
 pub mod text;
 pub mod vision;

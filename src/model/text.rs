@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use super::config::TextConfig;
 use super::fused::{attention, rms_norm, silu};
+use super::lora::linear;
 use super::rope::Rope;
 
 /// Keys and values of every layer for the positions already seen.
@@ -76,17 +77,16 @@ impl TextAttention {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let split = |t: Tensor<3>, n| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
-        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
-        let v = split(self.v_proj.forward(x), kvh);
+        let q = rope.apply(split(linear(&self.q_proj, x.clone()), h));
+        let k = rope.apply(split(linear(&self.k_proj, x.clone()), kvh));
+        let v = split(linear(&self.v_proj, x), kvh);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
         };
         let (k, v) = (repeat_kv(k, h / kvh), repeat_kv(v, h / kvh));
         let out = attention(q, k, v, true);
-        self.o_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, h * hd]))
+        linear(&self.o_proj, out.swap_dims(1, 2).reshape([b, s, h * hd]))
     }
 }
 
@@ -111,8 +111,8 @@ pub struct TextMlp {
 
 impl TextMlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear(&self.gate_proj, x.clone()));
+        linear(&self.down_proj, gate * linear(&self.up_proj, x))
     }
 }
 

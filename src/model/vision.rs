@@ -8,6 +8,7 @@ use burn::tensor::activation::gelu;
 
 use super::config::VisionConfig;
 use super::fused::{attention, gelu_tanh};
+use super::lora::linear;
 
 /// `embeddings`: a strided convolution cuts the image into patches, then a learned position
 /// vector is added to each. Inputs are full square images, so positions are `0..num_patches`.
@@ -66,12 +67,11 @@ impl VisionAttention {
         let [b, s, d] = x.dims();
         let h = self.num_heads;
         let heads = |t: Tensor<3>| t.reshape([b, s, h, d / h]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone()));
-        let k = heads(self.k_proj.forward(x.clone()));
-        let v = heads(self.v_proj.forward(x));
+        let q = heads(linear(&self.q_proj, x.clone()));
+        let k = heads(linear(&self.k_proj, x.clone()));
+        let v = heads(linear(&self.v_proj, x));
         let out = attention(q, k, v, false);
-        self.out_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, d]))
+        linear(&self.out_proj, out.swap_dims(1, 2).reshape([b, s, d]))
     }
 }
 
@@ -86,13 +86,13 @@ pub struct VisionMlp {
 
 impl VisionMlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.fc1.forward(x);
+        let x = linear(&self.fc1, x);
         let x = if self.tanh_gelu {
             gelu_tanh(x)
         } else {
             gelu(x)
         };
-        self.fc2.forward(x)
+        linear(&self.fc2, x)
     }
 }
 

@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use super::config::Idefics3Config;
 use super::connector::Connector;
+use super::lora::linear;
 use super::text::{KvCache, LlamaModel};
 use super::vision::VisionTransformer;
 
@@ -126,7 +127,7 @@ impl Idefics3 {
     /// Hidden states -> vocabulary logits.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => linear(head, hidden),
             None => hidden.matmul(
                 self.model
                     .text_model
