@@ -1,0 +1,221 @@
+//! Each fused function against Burn's composition: values and gradients.
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+/// Values and input gradients of `fused` against `composed` on flex under autodiff, over
+/// values wide enough to reach both tails, to 1e-5 of the largest.
+fn parity(fused: fn(Tensor<3>) -> Tensor<3>, composed: fn(Tensor<3>) -> Tensor<3>) {
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let x = Tensor::<3>::random([4, 33, 257], Distribution::Normal(0.0, 4.0), &device);
+    let w = Tensor::<3>::random([4, 33, 257], Distribution::Default, &device);
+    let run = |f: fn(Tensor<3>) -> Tensor<3>| {
+        let x = x.clone().require_grad();
+        let y = f(x.clone());
+        let grads = (y.clone() * w.clone()).sum().backward();
+        let g = x.grad(&grads).expect("gradient");
+        (
+            y.inner().into_data().try_to_vec::<f32>().unwrap(),
+            g.into_data().try_to_vec::<f32>().unwrap(),
+        )
+    };
+    let ((y1, g1), (y2, g2)) = (run(fused), run(composed));
+    for (name, a, b) in [("values", y1, y2), ("gradients", g1, g2)] {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst <= 1e-5 * scale, "{name}: off by {worst} of {scale}");
+    }
+    // Without autodiff too, and on a non-contiguous view.
+    let plain = x.inner().swap_dims(1, 2);
+    let (a, b) = (fused(plain.clone()), composed(plain));
+    let worst = (a - b).abs().max().into_scalar::<f32>();
+    assert!(worst <= 1e-4, "plain view: off by {worst}");
+}
+
+#[test]
+fn fused_silu_matches_the_composition() {
+    parity(super::silu, burn::tensor::activation::silu);
+}
+
+#[test]
+fn fused_gelu_tanh_matches_the_composition() {
+    parity(super::gelu_tanh, |x| {
+        Tensor::from_dispatch(super::composed::gelu_tanh::<burn::backend::Dispatch>(
+            x.into_dispatch(),
+        ))
+    });
+}
+
+/// Attention under autodiff as one op against Burn's decomposition: outputs and the gradients
+/// of Q, K and V, causal (queries = keys) and not, grouped-query heads repeated as the text
+/// model repeats them.
+#[test]
+fn fused_attention_matches_burns() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let r = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.5), &device);
+    let (q, k, v, w) = (
+        r([3, 4, 37, 16]),
+        r([3, 2, 37, 16]),
+        r([3, 2, 37, 16]),
+        r([3, 4, 37, 16]),
+    );
+    let repeat = |x: Tensor<4>| {
+        x.unsqueeze_dim::<5>(2)
+            .expand([3, 2, 2, 37, 16])
+            .reshape([3, 4, 37, 16])
+    };
+    for causal in [true, false] {
+        let run = |fused: bool| {
+            let (q, k, v) = (
+                q.clone().require_grad(),
+                k.clone().require_grad(),
+                v.clone().require_grad(),
+            );
+            let (kk, vv) = (repeat(k.clone()), repeat(v.clone()));
+            let out = if fused {
+                super::attention(q.clone(), kk, vv, causal)
+            } else {
+                let options = burn::tensor::ops::AttentionModuleOptions {
+                    is_causal: causal,
+                    ..Default::default()
+                };
+                burn::tensor::module::attention(q.clone(), kk, vv, None, None, options)
+            };
+            let grads = (out.clone() * w.clone()).sum().backward();
+            let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            [
+                flat(out.inner()),
+                flat(q.grad(&grads).unwrap()),
+                flat(k.grad(&grads).unwrap()),
+                flat(v.grad(&grads).unwrap()),
+            ]
+        };
+        let (ours, burns) = (run(true), run(false));
+        for (name, a, b) in ["output", "dQ", "dK", "dV"]
+            .iter()
+            .zip(&ours)
+            .zip(&burns)
+            .map(|((n, a), b)| (n, a, b))
+        {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= 1e-5 * scale,
+                "causal {causal} {name}: off by {worst} of {scale}"
+            );
+        }
+    }
+}
+
+/// RMSNorm as one op against Burn's module: outputs, the input's and gamma's gradients.
+#[test]
+fn fused_rms_norm_matches_burns() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let mut norm = burn::nn::RmsNormConfig::new(48)
+        .with_epsilon(1e-5)
+        .init(&device);
+    let gamma = Tensor::<1>::random([48], Distribution::Normal(1.0, 0.3), &device);
+    norm.gamma = burn::module::Param::from_tensor(gamma);
+    let x = Tensor::<3>::random([5, 19, 48], Distribution::Normal(0.0, 2.0), &device);
+    let w = Tensor::<3>::random([5, 19, 48], Distribution::Default, &device);
+    let run = |fused: bool| {
+        let x = x.clone().require_grad();
+        let y = if fused {
+            super::rms_norm(&norm, x.clone())
+        } else {
+            norm.forward(x.clone())
+        };
+        let grads = (y.clone() * w.clone()).sum().backward();
+        let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+        let dg = norm.gamma.val().grad(&grads).expect("gamma's gradient");
+        [
+            flat(y.inner()),
+            flat(x.grad(&grads).unwrap()),
+            flat(dg.reshape([1, 1, 48])),
+        ]
+    };
+    let (ours, burns) = (run(true), run(false));
+    for ((name, a), b) in ["output", "dx", "dgamma"].iter().zip(&ours).zip(&burns) {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst <= 1e-5 * scale, "{name}: off by {worst} of {scale}");
+    }
+}
+
+/// The composed bodies (other backends' path) give the fused kernels' values.
+#[test]
+fn compositions_match_the_kernels() {
+    use burn::backend::Dispatch;
+    let device = Device::flex();
+    let x = Tensor::<4>::random([2, 3, 7, 7], Distribution::Normal(0.0, 2.0), &device);
+    let g = Tensor::<4>::random([2, 3, 7, 7], Distribution::Default, &device);
+    let d = |t: &Tensor<4>| t.clone().into_dispatch();
+    for causal in [true, false] {
+        let ours = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::softmax_rows(
+            d(&x),
+            0.7,
+            causal,
+        ));
+        let theirs = Tensor::<4>::from_dispatch(super::composed::softmax_rows::<Dispatch>(
+            d(&x),
+            0.7,
+            causal,
+        ));
+        assert!((ours.clone() - theirs).abs().max().into_scalar::<f32>() < 1e-6);
+        let a = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::softmax_rows_backward(
+            d(&ours),
+            d(&g),
+            0.7,
+        ));
+        let b = Tensor::<4>::from_dispatch(super::composed::softmax_rows_backward::<Dispatch>(
+            d(&ours),
+            d(&g),
+            0.7,
+        ));
+        assert!((a - b).abs().max().into_scalar::<f32>() < 1e-6);
+    }
+    let gamma = Tensor::<1>::random([7], Distribution::Default, &device).into_dispatch();
+    let a = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::rms_norm_backward_x(
+        d(&x),
+        gamma.clone(),
+        d(&g),
+        1e-5,
+    ));
+    let b = Tensor::<4>::from_dispatch(super::composed::rms_norm_backward_x::<Dispatch>(
+        d(&x),
+        gamma,
+        d(&g),
+        1e-5,
+    ));
+    assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
+    let a = Tensor::<1>::from_dispatch(<Dispatch as super::Fused>::rms_norm_backward_gamma(
+        d(&x),
+        d(&g),
+        1e-5,
+    ));
+    let b = Tensor::<1>::from_dispatch(super::composed::rms_norm_backward_gamma::<Dispatch>(
+        d(&x),
+        d(&g),
+        1e-5,
+    ));
+    assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
+}
+
+/// The composition is the tanh formula itself (checked against it directly).
+#[test]
+fn gelu_tanh_is_pytorchs_tanh_formula() {
+    let device = Device::flex();
+    let x = Tensor::<1>::from_floats([-5.0, -1.5, -0.3, 0.0, 0.2, 1.0, 3.0, 8.0], &device);
+    let reference = burn::tensor::activation::gelu_approximate(x.clone());
+    let worst = (super::gelu_tanh(x) - reference)
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(worst < 1e-6, "{worst}");
+}
