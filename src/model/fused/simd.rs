@@ -150,9 +150,9 @@ pub fn rows(
     cols: usize,
     f: impl Fn(usize, &[f32], Option<&[f32]>, &mut [f32]) + Sync,
 ) {
-    let per = (1 << 14) / cols.max(1) + 1; // rows a task takes
     #[cfg(not(target_arch = "wasm32"))]
     {
+        let per = (1 << 14) / cols.max(1) + 1; // rows a task takes
         use rayon::prelude::*;
         out.par_chunks_mut(per * cols)
             .enumerate()
