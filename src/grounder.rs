@@ -88,6 +88,21 @@ pub struct Grounder {
 impl Grounder {
     /// Builds the model from a checked bundle on `device`.
     pub fn from_bundle(bundle: &Bundle, device: &Device) -> Result<Self> {
+        Self::build(bundle, bundle.file(bundle::WEIGHTS).to_vec(), device)
+    }
+
+    /// [`Self::from_bundle`], taking the bundle: its weights move into the model rather than
+    /// being copied, so loading holds them once less (a gigabyte at SmolVLM-256M's size). A
+    /// bundle with adapters is kept whole, to switch between them.
+    pub fn from_owned(mut bundle: Bundle, device: &Device) -> Result<Self> {
+        if !bundle.adapters().is_empty() {
+            return Self::from_bundle(&bundle, device);
+        }
+        let weights = bundle.files.remove(bundle::WEIGHTS).unwrap_or_default();
+        Self::build(&bundle, weights, device)
+    }
+
+    fn build(bundle: &Bundle, weights: Vec<u8>, device: &Device) -> Result<Self> {
         let config_text = std::str::from_utf8(bundle.file(bundle::CONFIG))
             .map_err(|_| Error::Config("config.json is not UTF-8".into()))?;
         let config = Idefics3Config::from_json(config_text)?;
@@ -116,7 +131,7 @@ impl Grounder {
             )));
         }
         let mut model = Idefics3::new(&config, device);
-        crate::weights::safetensors::load(&mut model, bundle.file(bundle::WEIGHTS).to_vec())?;
+        crate::weights::safetensors::load(&mut model, weights)?;
         Ok(Self {
             model,
             config,

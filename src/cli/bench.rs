@@ -57,7 +57,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let device = medground::device::parse(&a.device)?;
     let threads = rayon::current_num_threads();
     // Grounding: the demo bundle, one film, the evaluation prompt.
-    let mut g = Grounder::from_bundle(&Bundle::read_dir(&a.model)?, &device)?;
+    let mut g = Grounder::from_owned(Bundle::read_dir(&a.model)?, &device)?;
     // One image at the vision tower's size, as the PyTorch side is fed: the same work on both
     // sides, even for a model with SmolVLM's processor (which would cut the film into tiles).
     g.processor = None;

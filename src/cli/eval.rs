@@ -74,7 +74,7 @@ pub fn table(
     films: Films,
 ) -> Result<(Grounder, Vec<Record>)> {
     let device = medground::device::parse(device)?;
-    let g = Grounder::from_bundle(&Bundle::read_dir(model)?, &device)?;
+    let g = Grounder::from_owned(Bundle::read_dir(model)?, &device)?;
     let (records, e) = grounded(&g, dataset, images, films)?;
     let t = e.table();
     println!("{}", t.markdown());

@@ -44,8 +44,7 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let device = medground::device::parse(&args.device)?;
-    let bundle = Bundle::read_dir(&args.model)?;
-    let mut grounder = Grounder::from_bundle(&bundle, &device)?;
+    let mut grounder = Grounder::from_owned(Bundle::read_dir(&args.model)?, &device)?;
     if let Some(name) = &args.adapter {
         grounder.use_adapter(Some(name))?;
     }
