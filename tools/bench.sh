@@ -5,7 +5,8 @@
 # chromium (WebGPU and CPU). Needs the reference venv (see tools/reference/bench_torch.py; made
 # here if missing, from PyPI) and the web build (tools/build-web.sh). Not part of CI: timings vary
 # with the machine.
-#   DEVICE=cuda      both sides on the GPU (medground built with --features cuda: FEATURES=cuda)
+#   DEVICE=vulkan    medground on the GPU through Vulkan (FEATURES=vulkan), PyTorch on
+#                    TORCH_DEVICE=cuda; DEVICE=cuda both on CUDA (FEATURES=cuda)
 #   SIZES="tiny49"   a subset of tiny49 tiny196 smolvlm-256m
 #   PYTHON=python3   a Python with torch, transformers and peft (default: the .venv made here)
 #   SKIP_BROWSER=1   no browser rows;  REPORT=0  print the table, leave docs/BENCHMARKS.md alone
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 threads=${THREADS:-$(nproc)}
 device=${DEVICE:-cpu}
+torch_device=${TORCH_DEVICE:-$device}
 sizes=${SIZES:-tiny49 tiny196 smolvlm-256m}
 out=${BENCH_OUT:-target/bench}
 features=()
@@ -45,8 +47,8 @@ for size in $sizes; do
   echo "== $size on $device: medground"
   RAYON_NUM_THREADS=$threads $mg bench --device "$device" --base "$base" --model "$model" \
     --batch "$batch" --steps "$steps" --queries "$queries" --save-inputs "$dir" --json "$dir/native.json"
-  echo "== $size on $device: PyTorch + PEFT"
-  "$py" tools/reference/bench_torch.py --device "$device" --threads "$threads" \
+  echo "== $size on $torch_device: PyTorch + PEFT"
+  "$py" tools/reference/bench_torch.py --device "$torch_device" --threads "$threads" \
     --base "$base" --model "$model" --steps "$steps" --queries "$queries" \
     --inputs "$dir" --json "$dir/torch.json"
 done

@@ -35,6 +35,17 @@ for t in 1 2; do
   echo "| $t | $n | $f | $b | $p | $("$py" -c "print(f'{$p / $n:.2f}x')") |"
 done
 echo
+# The fused kernels (src/model/fused/) against Burn's composition, the same binary, 2 threads.
+echo "| path (2 threads) | ms a step | forward | backward | grounding ms |"
+echo "|---|---:|---:|---:|---:|"
+for f in 0 1; do
+  MEDGROUND_FUSED=$f RAYON_NUM_THREADS=2 $mg bench --base "$dir/base" --model "$dir/demo" --batch 16 \
+    --steps 4 --queries 10 --json "$out/fused-$f.json" > /dev/null 2>&1
+  j=$out/fused-$f.json
+  name=$([ $f = 1 ] && echo "fused (default)" || echo "Burn's composition (MEDGROUND_FUSED=0)")
+  echo "| $name | $(figure $j) | $(figure $j train_forward_ms) | $(figure $j train_backward_ms) | $(figure $j ground_ms) |"
+done
+echo
 echo "## medground (Burn flex), 2 threads"
 RAYON_NUM_THREADS=2 ./target/release/examples/profile_ops "$dir/base/config.json"
 echo

@@ -98,7 +98,8 @@ pub fn sweep(
         ))
     })?;
     let mut inside: Vec<(String, f32)> = vec![];
-    for (r, f) in films(records).iter().zip(features(g, &films(records))?) {
+    let inside_films = films(records);
+    for (r, f) in inside_films.iter().zip(features(g, &inside_films)?) {
         inside.push((
             format!("{:?}", r.image).chars().take(80).collect(),
             o.score(&f)?,

@@ -82,16 +82,19 @@ pub fn read(bytes: &[u8]) -> Result<Film> {
         number(tags::WINDOW_CENTER, f64::NAN),
         number(tags::WINDOW_WIDTH, f64::NAN),
     );
-    let decoded = obj.decode_pixel_data_frame(0).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("Unsupported") || text.contains("Unknown") {
-            Error::Dicom(format!(
-                "unsupported DICOM: {syntax} ({uid}) cannot be decoded by this build"
-            ))
-        } else {
-            Error::Dicom(format!("broken DICOM ({syntax}): {text}"))
-        }
-    })?;
+    // A syntax this build has no pixel decoder for is named before anything is decoded (the
+    // decoder's own error type is private: its text is no contract).
+    let decodable = TransferSyntaxRegistry
+        .get(uid.trim_end_matches('\0').trim())
+        .is_some_and(|ts| !ts.is_unsupported_pixel_encapsulation() && ts.can_decode_all());
+    if !decodable {
+        return Err(Error::Dicom(format!(
+            "unsupported DICOM: {syntax} ({uid}) cannot be decoded by this build"
+        )));
+    }
+    let decoded = obj
+        .decode_pixel_data_frame(0)
+        .map_err(|e| Error::Dicom(format!("broken DICOM ({syntax}): {e}")))?;
     let stored = pixels::stored(&obj, &decoded)?;
     let info = Info {
         frames: int(tags::NUMBER_OF_FRAMES).max(1),
