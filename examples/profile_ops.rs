@@ -110,8 +110,14 @@ fn main() {
     };
     println!("\n| forward + backward on [16,239,768] (autodiff) | ms |\n|---|---:|");
     for (name, f) in [
-        ("silu(x), Burn's composition", &silu as &dyn Fn(Tensor<3>) -> Tensor<3>),
-        ("silu(x), fused (medground's)", &medground::model::fused::silu),
+        (
+            "silu(x), Burn's composition",
+            &silu as &dyn Fn(Tensor<3>) -> Tensor<3>,
+        ),
+        (
+            "silu(x), fused (medground's)",
+            &medground::model::fused::silu,
+        ),
         ("x * 2 (the floor)", &|x: Tensor<3>| x * 2.0),
     ] {
         println!(
