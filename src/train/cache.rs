@@ -16,17 +16,11 @@ use burn::prelude::*;
 
 use crate::model::vision::VisionTransformer;
 
-/// A key for one model input's pixels: a hash of the values' bits.
+/// A key for one model input's pixels: a hash of the values' bytes.
 pub fn pixel_key(pixels: &[f32]) -> u64 {
     let mut h = DefaultHasher::new();
     h.write_usize(pixels.len());
-    for chunk in pixels.chunks(1024) {
-        let bits: Vec<u8> = chunk
-            .iter()
-            .flat_map(|v| v.to_bits().to_le_bytes())
-            .collect();
-        h.write(&bits);
-    }
+    h.write(bytemuck::cast_slice(pixels));
     h.finish()
 }
 

@@ -52,17 +52,7 @@ impl Trainee {
         shares: Shares,
         frozen: Option<&FeatureCache>,
     ) -> Tensor<1> {
-        let (embeds, patches) = match frozen {
-            Some(cache) => {
-                let vision = &self.model.model.vision_model;
-                let patches = cache.patches(vision, tb.batch.pixels.clone(), &tb.keys);
-                let embeds = self
-                    .model
-                    .embed_patches(&tb.batch, image_token, patches.clone());
-                (embeds, patches)
-            }
-            None => self.model.embed_batch_with_patches(&tb.batch, image_token),
-        };
+        let (embeds, patches) = embed(&self.model, tb, image_token, frozen);
         let hidden = self.model.model.text_model.forward(embeds, None);
         let answer = nll(&self.model, hidden.clone(), &tb.targets, tb.soft.clone())
             .mul_scalar(shares.answer);
@@ -89,16 +79,30 @@ pub fn answer_loss(
     image_token: u32,
     frozen: Option<&FeatureCache>,
 ) -> Tensor<1> {
-    let embeds = match frozen {
-        Some(cache) => {
-            let patches =
-                cache.patches(&model.model.vision_model, tb.batch.pixels.clone(), &tb.keys);
-            model.embed_patches(&tb.batch, image_token, patches)
-        }
-        None => model.embed_batch(&tb.batch, image_token),
-    };
+    let (embeds, _) = embed(model, tb, image_token, frozen);
     let hidden = model.model.text_model.forward(embeds, None);
     nll(model, hidden, &tb.targets, tb.soft.clone())
+}
+
+/// The batch's input embeddings and the vision tower's patch features; with `frozen`, the
+/// features through that cache.
+fn embed(
+    model: &Idefics3,
+    tb: &TrainBatch,
+    image_token: u32,
+    frozen: Option<&FeatureCache>,
+) -> (Tensor<3>, Tensor<3>) {
+    match frozen {
+        Some(cache) => {
+            let vision = &model.model.vision_model;
+            let patches = cache.patches(vision, tb.batch.pixels.clone(), &tb.keys);
+            (
+                model.embed_patches(&tb.batch, image_token, patches.clone()),
+                patches,
+            )
+        }
+        None => model.embed_batch_with_patches(&tb.batch, image_token),
+    }
 }
 
 /// Mean negative log-likelihood of `targets` ((flat position, token) pairs) under `hidden`; with

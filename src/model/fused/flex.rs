@@ -14,17 +14,10 @@ fn flex_map(
     f: impl Fn(f32) -> f32 + Copy + Send + Sync,
     or: fn(FloatTensor<Flex>) -> FloatTensor<Flex>,
 ) -> FloatTensor<Flex> {
-    if x.dtype() != burn::tensor::DType::F32 {
+    let Some([xs]) = dense_f32([&x]) else {
         return or(x);
-    }
-    let shape = x.layout().shape().clone();
-    let x = if x.as_slice::<f32>().is_some() {
-        x
-    } else {
-        x.to_contiguous()
     };
-    let values = simd::map(x.as_slice::<f32>().expect("contiguous f32"), f);
-    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+    flex_from(simd::map(slice(&xs), f), x.layout().shape().clone())
 }
 
 /// `f` over two same-shaped flex tensors' values.
@@ -34,27 +27,14 @@ fn flex_zip(
     f: impl Fn(f32, f32) -> f32 + Copy + Send + Sync,
     or: fn(FloatTensor<Flex>, FloatTensor<Flex>) -> FloatTensor<Flex>,
 ) -> FloatTensor<Flex> {
-    let f32s = [x.dtype(), y.dtype()]
-        .iter()
-        .all(|d| *d == burn::tensor::DType::F32);
-    if !f32s || x.layout().shape() != y.layout().shape() {
+    let same = x.layout().shape() == y.layout().shape();
+    let Some([xs, ys]) = dense_f32([&x, &y]).filter(|_| same) else {
         return or(x, y);
-    }
-    let shape = x.layout().shape().clone();
-    let dense = |t: FloatTensor<Flex>| {
-        if t.as_slice::<f32>().is_some() {
-            t
-        } else {
-            t.to_contiguous()
-        }
     };
-    let (x, y) = (dense(x), dense(y));
-    let values = simd::zip(
-        x.as_slice::<f32>().expect("contiguous f32"),
-        y.as_slice::<f32>().expect("contiguous f32"),
-        f,
-    );
-    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+    flex_from(
+        simd::zip(slice(&xs), slice(&ys), f),
+        x.layout().shape().clone(),
+    )
 }
 
 impl Fused for Flex {
@@ -81,14 +61,11 @@ impl Fused for Flex {
         )
     }
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
-        let Some((xs, g, _)) = flex_rms(&x, &gamma, None) else {
+        let fits = gamma.layout().shape().num_elements() == last_dim(&x);
+        let Some([xs, g]) = dense_f32([&x, &gamma]).filter(|_| fits) else {
             return composed::rms_norm::<Flex>(x, gamma, eps);
         };
-        let y = norm::forward(
-            xs.as_slice().expect("dense"),
-            g.as_slice().expect("dense"),
-            eps as f32,
-        );
+        let y = norm::forward(slice(&xs), slice(&g), eps as f32);
         flex_from(y, x.layout().shape().clone())
     }
     fn rms_norm_backward_x(
@@ -97,7 +74,9 @@ impl Fused for Flex {
         grad: FloatTensor<Self>,
         eps: f64,
     ) -> FloatTensor<Self> {
-        let Some((xs, g, Some(dy))) = flex_rms(&x, &gamma, Some(&grad)) else {
+        let fits = gamma.layout().shape().num_elements() == last_dim(&x)
+            && grad.layout().shape() == x.layout().shape();
+        let Some([xs, g, dy]) = dense_f32([&x, &gamma, &grad]).filter(|_| fits) else {
             return composed::rms_norm_backward_x::<Flex>(x, gamma, grad, eps);
         };
         let dx = norm::backward_x(slice(&xs), slice(&g), slice(&dy), eps as f32);
@@ -108,86 +87,52 @@ impl Fused for Flex {
         grad: FloatTensor<Self>,
         eps: f64,
     ) -> FloatTensor<Self> {
-        let shape = x.layout().shape().clone();
-        let d = shape[shape.num_dims() - 1];
-        let ones = flex_from(vec![1.0; d], [d].into());
-        let Some((xs, _, Some(dy))) = flex_rms(&x, &ones, Some(&grad)) else {
+        let d = last_dim(&x);
+        let fits = grad.layout().shape() == x.layout().shape();
+        let Some([xs, dy]) = dense_f32([&x, &grad]).filter(|_| fits) else {
             return composed::rms_norm_backward_gamma::<Flex>(x, grad, eps);
         };
-        let dg = norm::backward_gamma(
-            xs.as_slice().expect("dense"),
-            dy.as_slice().expect("dense"),
-            d,
-            eps as f32,
-        );
-        flex_from(dg, [d].into())
+        flex_from(
+            norm::backward_gamma(slice(&xs), slice(&dy), d, eps as f32),
+            [d].into(),
+        )
     }
     fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
         let dims = x.layout().shape().clone();
         let n = dims.num_dims();
-        if x.dtype() != burn::tensor::DType::F32 || n < 2 {
+        let Some([xs]) = dense_f32([&x]).filter(|_| n >= 2) else {
             return composed::softmax_rows::<Flex>(x, scale, causal);
-        }
+        };
         let (queries, cols) = (dims[n - 2], dims[n - 1]);
-        let x = dense(x);
-        let p = attention::softmax_rows(
-            x.as_slice().expect("dense"),
-            cols,
-            queries,
-            scale as f32,
-            causal,
-        );
-        Flex::float_from_data(TensorData::new(p, dims), &Default::default())
+        let p = attention::softmax_rows(slice(&xs), cols, queries, scale as f32, causal);
+        flex_from(p, dims)
     }
     fn softmax_rows_backward(
         p: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         scale: f64,
     ) -> FloatTensor<Self> {
-        let dims = p.layout().shape().clone();
-        let f32s = [p.dtype(), grad.dtype()]
-            .iter()
-            .all(|d| *d == burn::tensor::DType::F32);
-        if !f32s || grad.layout().shape() != &dims {
+        let same = grad.layout().shape() == p.layout().shape();
+        let Some([ps, gs]) = dense_f32([&p, &grad]).filter(|_| same) else {
             return composed::softmax_rows_backward::<Flex>(p, grad, scale);
-        }
-        let cols = dims[dims.num_dims() - 1];
-        let (p, grad) = (dense(p), dense(grad));
-        let ds = attention::softmax_rows_backward(
-            p.as_slice().expect("dense"),
-            grad.as_slice().expect("dense"),
-            cols,
-            scale as f32,
-        );
-        Flex::float_from_data(TensorData::new(ds, dims), &Default::default())
+        };
+        let ds =
+            attention::softmax_rows_backward(slice(&ps), slice(&gs), last_dim(&p), scale as f32);
+        flex_from(ds, p.layout().shape().clone())
     }
 }
 
-/// `x`, `gamma` and the gradient, contiguous.
-type Dense3 = (
-    FloatTensor<Flex>,
-    FloatTensor<Flex>,
-    Option<FloatTensor<Flex>>,
-);
+/// Contiguous f32 copies of `ts` (the same tensors where they are already), or `None` when one
+/// is of another dtype: the composition then runs.
+fn dense_f32<const N: usize>(ts: [&FloatTensor<Flex>; N]) -> Option<[FloatTensor<Flex>; N]> {
+    let f32s = ts.iter().all(|t| t.dtype() == burn::tensor::DType::F32);
+    f32s.then(|| ts.map(|t| dense(t.clone())))
+}
 
-/// RMSNorm's kernels on f32 flex tensors; `None` for others (the composition then runs).
-fn flex_rms(
-    x: &FloatTensor<Flex>,
-    gamma: &FloatTensor<Flex>,
-    grad: Option<&FloatTensor<Flex>>,
-) -> Option<Dense3> {
-    let f32 = |t: &FloatTensor<Flex>| t.dtype() == burn::tensor::DType::F32;
-    let shape = x.layout().shape();
-    let d = shape[shape.num_dims() - 1];
-    let fits = f32(x) && f32(gamma) && gamma.layout().shape().num_elements() == d;
-    if !fits || grad.is_some_and(|g| !f32(g) || g.layout().shape() != shape) {
-        return None;
-    }
-    Some((
-        dense(x.clone()),
-        dense(gamma.clone()),
-        grad.map(|g| dense(g.clone())),
-    ))
+/// The size of the last dimension (a row).
+fn last_dim(t: &FloatTensor<Flex>) -> usize {
+    let shape = t.layout().shape();
+    shape[shape.num_dims() - 1]
 }
 
 fn flex_from(values: Vec<f32>, shape: burn::tensor::Shape) -> FloatTensor<Flex> {

@@ -55,21 +55,21 @@ pub fn backward_gamma(x: &[f32], dy: &[f32], d: usize, eps: f32) -> Vec<f32> {
         }
         acc
     };
-    let add = |mut a: Vec<f32>, b: Vec<f32>| {
-        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-        a
-    };
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
         let per = ((1 << 14) / d.max(1) + 1) * d;
+        let add = |mut a: Vec<f32>, b: Vec<f32>| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        };
         x.par_chunks(per)
             .zip(dy.par_chunks(per))
             .map(|(x, dy)| partial(x, dy))
             .reduce(|| vec![0.0f32; d], add)
     }
     #[cfg(target_arch = "wasm32")]
-    add(partial(x, dy), vec![0.0f32; d])
+    partial(x, dy)
 }
 
 #[cfg(test)]
