@@ -21,6 +21,8 @@ pub struct Prediction {
     pub iou: f32,
     /// The model's answer probability (uncalibrated).
     pub probability: f32,
+    /// The film's out-of-distribution score, where the bundle holds the model.
+    pub ood: Option<f32>,
 }
 
 pub struct Evaluation {
@@ -59,7 +61,9 @@ pub fn evaluate(
             Films::Other => (i + n / 2) % n,
         };
         let picture = records[film].picture()?;
-        let (text, probability) = g.answer(&picture, &r.phrase)?;
+        let answer = g.answer_full(&picture, &r.phrase, g.ood.is_some())?;
+        let ood = g.distribution(&answer.features)?.map(|d| d.0);
+        let (text, probability) = (answer.text, answer.probability);
         let (box_px, iou) = match GridBox::parse(&text) {
             Ok(grid) => {
                 let b = grid.to_pixels(r.width, r.height);
@@ -78,6 +82,7 @@ pub fn evaluate(
             box_px,
             iou,
             probability,
+            ood,
         });
         progress(i + 1);
     }

@@ -302,7 +302,7 @@ impl Grounder {
             box_px: [x1, y1, x2, y2],
             box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
             text: answer.text,
-            confidence: self.confidence(answer.probability, phrase),
+            confidence: self.confidence(answer.probability, phrase, distribution.map(|d| d.0)),
             calibrated: self.calibration.is_some(),
             probability: answer.probability,
             in_distribution: distribution.map(|d| d.1),
@@ -313,18 +313,25 @@ impl Grounder {
         })
     }
 
-    /// The calibrated chance of a hit for an answer probability to `phrase` (the probability
-    /// itself where the bundle holds no calibration).
-    pub fn confidence(&self, probability: f32, phrase: &str) -> f32 {
+    /// The calibrated chance of a hit for an answer probability to `phrase` on a film of
+    /// out-of-distribution `score` (the probability itself where the bundle holds no
+    /// calibration).
+    pub fn confidence(&self, probability: f32, phrase: &str, score: Option<f32>) -> f32 {
         self.calibration
             .as_ref()
-            .map_or(probability, |c| c.apply_to(probability, phrase))
+            .map_or(probability, |c| c.apply_to(probability, phrase, score))
     }
 
     /// Blocking form of [`Self::answer_async`] for native callers.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn answer(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
         pollster::block_on(self.answer_async(picture, phrase))
+    }
+
+    /// Blocking form of [`Self::answer_full_async`] for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn answer_full(&self, picture: &Picture, phrase: &str, features: bool) -> Result<Answer> {
+        pollster::block_on(self.answer_full_async(picture, phrase, features))
     }
 
     /// Blocking form of [`Self::features_async`] for native callers.

@@ -7,10 +7,14 @@ use std::path::PathBuf;
 use clap::Args;
 use medground::eval::Films;
 use medground::protocol::calibration::{self, Calibration};
+use medground::protocol::structures;
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
 use super::DEMO_MODEL;
+
+/// An unusual film's score, for the printout: twice the validation films' 99th percentile.
+const UNUSUAL: f32 = 5.0;
 
 #[derive(Args)]
 pub struct CalibrateArgs {
@@ -41,6 +45,11 @@ pub struct CalibrateArgs {
     /// Anatomy phrases of validation films, for the anatomy curve (empty: none).
     #[arg(long, default_value = "anatomy:300:val:7:upright")]
     anatomy: String,
+    /// Anatomy phrases of films shifted beyond the corpus's ranges: with --anatomy's, they fit
+    /// each structure's curve by how unusual the film is (needs the out-of-distribution model;
+    /// empty: no such curves).
+    #[arg(long, default_value = "anatomy:300:val:8:upright:shifted")]
+    shifted: String,
     /// Skip the out-of-distribution model.
     #[arg(long)]
     no_ood: bool,
@@ -55,7 +64,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     }
     let device = medground::device::parse(&a.device)?;
     let bundle = Bundle::read_dir(&a.model)?;
-    let g = Grounder::from_bundle(&bundle, &device)?;
+    let mut g = Grounder::from_bundle(&bundle, &device)?;
     let (records, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
     let (probs, hits) = e.outcomes();
     let mut c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
@@ -64,22 +73,48 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         "{} answers, {:.3} of them hits; ECE {:.3} -> {:.3} ({}, fitted here)",
         c.n, rate, c.ece_before, c.ece_after, c.method
     );
-    if !a.anatomy.is_empty() {
-        let (_, e) = super::eval::grounded(&g, &a.anatomy, None, Films::Own)?;
-        let (p, h) = e.outcomes();
-        let curve = Calibration::fit(&p, &h, &a.method, &a.anatomy)?;
-        println!(
-            "anatomy: {} answers; ECE {:.3} -> {:.3}",
-            curve.n, curve.ece_before, curve.ece_after
-        );
-        c.anatomy = Some(Box::new(curve));
-    }
     let out = a.out.unwrap_or(a.model);
-    let mut bundle = bundle.with_file(calibration::FILE, c.to_json().into_bytes());
+    // The out-of-distribution model first: the structures' curves read each film's score.
+    g.ood = None;
+    let mut bundle = bundle;
     if !a.no_ood {
         let o = super::ood::fit(&g, &a.fit_films, &records)?;
         bundle = bundle.with_file(medground::protocol::ood::FILE, o.to_bytes());
+        g.ood = Some(o);
     }
+    let mut structured = vec![];
+    for (set, pooled) in [(&a.anatomy, true), (&a.shifted, false)] {
+        if set.is_empty() || (!pooled && g.ood.is_none()) {
+            continue;
+        }
+        let (records, e) = super::eval::grounded(&g, set, None, Films::Own)?;
+        let (p, h) = e.outcomes();
+        if pooled {
+            let curve = Calibration::fit(&p, &h, &a.method, set)?;
+            println!(
+                "anatomy: {} answers; ECE {:.3} -> {:.3}",
+                curve.n, curve.ece_before, curve.ece_after
+            );
+            c.anatomy = Some(Box::new(curve));
+        }
+        for (pred, hit) in e.predictions.iter().zip(h) {
+            if let Some(score) = pred.ood {
+                structured.push((records[pred.record].phrase.clone(), score, hit));
+            }
+        }
+    }
+    c.structures = structures::fit(&structured);
+    for s in &c.structures {
+        println!(
+            "{}: {} answers; chance of a hit {:.3} on a typical film, {:.3} at score {:.1}",
+            s.name,
+            s.n,
+            s.apply(1.0),
+            s.apply(UNUSUAL),
+            UNUSUAL
+        );
+    }
+    let bundle = bundle.with_file(calibration::FILE, c.to_json().into_bytes());
     bundle.write_dir(&out)?;
     if let Some(plot) = &a.plot {
         let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();

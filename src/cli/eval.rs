@@ -82,7 +82,7 @@ pub fn table(
     let calibrated: Option<Vec<f32>> = g.calibration.as_ref().map(|c| {
         e.predictions
             .iter()
-            .map(|p| c.apply_to(p.probability, &records[p.record].phrase))
+            .map(|p| c.apply_to(p.probability, &records[p.record].phrase, p.ood))
             .collect()
     });
     let sets = reliability_sets(&probs, &hits, calibrated.as_deref());
@@ -135,7 +135,8 @@ pub fn table(
                     "box": p.box_px,
                     "iou": p.iou,
                     "probability": p.probability,
-                    "confidence": g.confidence(p.probability, &r.phrase),
+                    "confidence": g.confidence(p.probability, &r.phrase, p.ood),
+                    "ood": p.ood,
                 })
                 .to_string()
             })

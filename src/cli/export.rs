@@ -49,6 +49,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
     {
         eprintln!("{name}: {} bytes, sha256 {}", entry.size, entry.sha256);
     }
+    // The base's calibration and out-of-distribution model describe the base's answers and
+    // features, not these weights': carried over they would state chances never measured.
+    eprintln!(
+        "not calibrated: the confidence is the raw answer probability and no image is checked \
+         for being a chest film until `medground calibrate synth:600:val:7:upright --model {}` \
+         (or your own validation data and --fit-films) fits both for these weights",
+        dir.display()
+    );
     Ok(())
 }
 

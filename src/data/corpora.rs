@@ -29,7 +29,8 @@ pub const CHECKED_ANATOMY: [&str; 6] = [
     "the left hemidiaphragm",
 ];
 
-/// A synthetic dataset's name: `synth:N[:split[:seed]][:upright]` or the same with `anatomy:`.
+/// A synthetic dataset's name: `synth:N[:split[:seed]][:upright][:shifted]` or the same with
+/// `anatomy:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynthSpec {
     pub n: usize,
@@ -38,9 +39,13 @@ pub struct SynthSpec {
     pub asks: Asks,
     /// `:upright`: the upright films of `Synth::with_upright`.
     pub upright: bool,
+    /// `:shifted`: films framed, shaped and exposed beyond the validation films' ranges
+    /// (`Synth::with_shift`): a domain shift the model was not tuned on, on which `calibrate`
+    /// measures how its answers fail on unusual films.
+    pub shifted: bool,
 }
 
-/// Parses `synth:N[:split[:seed]][:upright]` and `anatomy:N[:split[:seed]][:upright]`.
+/// Parses `synth:N[:split[:seed]][:upright][:shifted]` and the same with `anatomy:`.
 pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
     let (rest, asks) = match (spec.strip_prefix("synth:"), spec.strip_prefix("anatomy:")) {
         (Some(rest), _) => (rest, Asks::Findings),
@@ -49,15 +54,21 @@ pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
     };
     let bad = || {
         Error::Other(format!(
-            "bad synthetic dataset {spec:?}: use synth:N[:train|val|test[:seed]][:upright] \
+            "bad synthetic dataset {spec:?}: use \
+             synth:N[:train|val|test[:seed]][:upright][:shifted] \
              (or anatomy:N[:...] for the anatomy phrases)"
         ))
     };
     let mut parts: Vec<&str> = rest.split(':').collect();
-    let upright = parts.len() > 1 && parts.last() == Some(&"upright");
-    if upright {
-        parts.pop();
-    }
+    let mut flag = |name: &str| {
+        let on = parts.len() > 1 && parts.last() == Some(&name);
+        if on {
+            parts.pop();
+        }
+        on
+    };
+    let shifted = flag("shifted");
+    let upright = flag("upright");
     if parts.len() > 3 {
         return Err(bad());
     }
@@ -80,6 +91,7 @@ pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
         seed,
         asks,
         upright,
+        shifted,
     }))
 }
 
@@ -126,13 +138,15 @@ pub fn synth_records(synth: &Synth, n: usize, asks: Asks) -> Vec<Record> {
         .collect()
 }
 
-/// Opens a dataset: `synth:N[:split[:seed]][:upright]` or `anatomy:...` (films of `size`
-/// pixels) or a file for [`load::load`].
+/// Opens a dataset: `synth:N[:split[:seed]][:upright][:shifted]` or `anatomy:...` (films of
+/// `size` pixels) or a file for [`load::load`].
 pub fn open(spec: &str, images: Option<&Path>, size: usize) -> Result<Loaded> {
     match parse_synth(spec)? {
         Some(s) => Ok(Loaded {
             records: synth_records(
-                &Synth::new(s.seed, s.split, size).with_upright(s.upright),
+                &Synth::new(s.seed, s.split, size)
+                    .with_upright(s.upright)
+                    .with_shift(s.shifted),
                 s.n,
                 s.asks,
             ),
@@ -170,6 +184,7 @@ mod tests {
             seed: 2,
             asks: Asks::Anatomy,
             upright: false,
+            shifted: false,
         };
         assert_eq!(parse_synth("anatomy:4:val:2").unwrap(), Some(spec));
         let upright = SynthSpec {
@@ -180,6 +195,15 @@ mod tests {
             parse_synth("anatomy:4:val:2:upright").unwrap(),
             Some(upright)
         );
+        let shifted = SynthSpec {
+            shifted: true,
+            ..upright
+        };
+        assert_eq!(
+            parse_synth("anatomy:4:val:2:upright:shifted").unwrap(),
+            Some(shifted)
+        );
+        assert!(parse_synth("anatomy:4:val:2:shifted:upright").is_err());
         assert!(parse_synth("anatomy:x").is_err());
         assert!(parse_synth("synth:4:val:2:sideways").is_err());
         assert!(parse_synth("synth:upright").is_err());

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::protocol::prompt::is_anatomy;
+use crate::protocol::structures::{Structure, structure_of};
 
 /// The file a bundle keeps its calibration in (optional; listed in the manifest when present).
 pub const FILE: &str = "calibration.json";
@@ -38,6 +39,11 @@ pub struct Calibration {
     /// surer than findings' at the same hit rate, so one curve for both would mislead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anatomy: Option<Box<Calibration>>,
+    /// Curves of their own for the commonest anatomy structures, by how unusual the film is
+    /// (`structures.rs`): used for those phrases when the film's out-of-distribution score is
+    /// known, ahead of the anatomy curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub structures: Vec<Structure>,
 }
 
 fn logit(p: f64) -> f64 {
@@ -83,17 +89,25 @@ impl Calibration {
             ece_before: ece(probs, hits),
             ece_after: 0.0,
             anatomy: None,
+            structures: vec![],
         };
         let after: Vec<f32> = probs.iter().map(|&p| c.apply(p)).collect();
         c.ece_after = ece(&after, hits);
         Ok(c)
     }
 
-    /// The calibrated chance for a raw answer probability to `phrase`: through the anatomy
-    /// curve for an anatomy phrase when there is one.
-    pub fn apply_to(&self, p: f32, phrase: &str) -> f32 {
-        match &self.anatomy {
-            Some(a) if is_anatomy(phrase) => a.apply(p),
+    /// The calibrated chance for a raw answer probability to `phrase` on a film of
+    /// out-of-distribution `score` (None: not known): through its structure's curve when there
+    /// is one and the score is known, else the anatomy curve for an anatomy phrase when there
+    /// is one, else the findings' curve.
+    pub fn apply_to(&self, p: f32, phrase: &str, score: Option<f32>) -> f32 {
+        let anatomy = is_anatomy(phrase);
+        let structure = structure_of(phrase)
+            .filter(|_| anatomy)
+            .and_then(|name| self.structures.iter().find(|s| s.name == name));
+        match (structure, score, &self.anatomy) {
+            (Some(s), Some(score), _) => s.apply(score),
+            (_, _, Some(a)) if anatomy => a.apply(p),
             _ => self.apply(p),
         }
     }
@@ -104,17 +118,7 @@ impl Calibration {
         if self.method == "platt" {
             return sigmoid(self.a * logit(p) + self.b) as f32;
         }
-        let pts = &self.points;
-        let k = pts.partition_point(|q| q[0] <= p);
-        let y = match k {
-            0 => pts[0][1],
-            k if k == pts.len() => pts[k - 1][1],
-            k => {
-                let ([x0, y0], [x1, y1]) = (pts[k - 1], pts[k]);
-                y0 + (y1 - y0) * (p - x0) / (x1 - x0).max(1e-12)
-            }
-        };
-        y as f32
+        through(&self.points, p) as f32
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
@@ -133,7 +137,8 @@ impl Calibration {
                         .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
             }
             _ => false,
-        } && c.anatomy.as_ref().is_none_or(|a| a.anatomy.is_none());
+        } && c.anatomy.as_ref().is_none_or(|a| a.anatomy.is_none())
+            && c.structures.iter().all(Structure::is_valid);
         if let Some(a) = &c.anatomy {
             Self::parse(serde_json::to_string(a).expect("serialises").as_bytes())?;
         }
@@ -148,6 +153,19 @@ impl Calibration {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("calibration serialises")
+    }
+}
+
+/// The step curve through `pts` (rising in x) at `x`: flat beyond its ends, linear between.
+pub(crate) fn through(pts: &[[f64; 2]], x: f64) -> f64 {
+    let k = pts.partition_point(|q| q[0] <= x);
+    match k {
+        0 => pts[0][1],
+        k if k == pts.len() => pts[k - 1][1],
+        k => {
+            let ([x0, y0], [x1, y1]) = (pts[k - 1], pts[k]);
+            y0 + (y1 - y0) * (x - x0) / (x1 - x0).max(1e-12)
+        }
     }
 }
 
@@ -202,21 +220,22 @@ fn platt(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     (a, b)
 }
 
-/// Pool-adjacent-violators over the answers sorted by probability: blocks whose hit rate does
-/// not rise are merged. Each block gives its hit rate at its lowest and highest probability, so
-/// the curve is flat inside a block and linear between blocks (as scikit-learn's is).
-fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
-    let mut order: Vec<usize> = (0..probs.len()).collect();
-    order.sort_by(|&i, &j| probs[i].total_cmp(&probs[j]));
-    struct Block {
-        lo: f64,
-        hi: f64,
-        hits: f64,
-        n: f64,
-    }
+/// A run of answers pooled by [`pava`]: from `lo` to `hi`, `hits` of `n`.
+pub(crate) struct Block {
+    pub lo: f64,
+    pub hi: f64,
+    pub hits: f64,
+    pub n: f64,
+}
+
+/// Pool-adjacent-violators over the answers sorted by `xs`: blocks whose hit rate does not rise
+/// are merged.
+pub(crate) fn pava(xs: &[f32], ys: &[f64]) -> Vec<Block> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&i, &j| xs[i].total_cmp(&xs[j]));
     let mut blocks: Vec<Block> = Vec::new();
     for &i in &order {
-        let p = probs[i] as f64;
+        let p = xs[i] as f64;
         // Equal probabilities pool first: one block per distinct value (the last block ends at
         // the previous probability, merged or not).
         match blocks.last_mut() {
@@ -243,6 +262,14 @@ fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
             b0.n += b1.n;
         }
     }
+    blocks
+}
+
+/// The isotonic curve: each [`pava`] block gives its hit rate at its lowest and highest
+/// probability, so the curve is flat inside a block and linear between blocks (as
+/// scikit-learn's is).
+fn isotonic(probs: &[f32], ys: &[f64]) -> Vec<[f64; 2]> {
+    let blocks = pava(probs, ys);
     let mut points = Vec::with_capacity(2 * blocks.len());
     for b in &blocks {
         points.push([b.lo, b.hits / b.n]);

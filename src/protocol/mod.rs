@@ -8,6 +8,7 @@ pub mod constrain;
 pub mod metrics;
 pub mod ood;
 pub mod prompt;
+pub mod structures;
 
 pub use answer::GridBox;
 pub use prompt::Prompt;

@@ -2,6 +2,7 @@
 //! categories drawn where they belong, exact boxes from the lesion masks, MS-CXR-style phrases.
 //! Deterministic by (seed, split, index); validation and test use poses never seen in training.
 
+pub mod anatomy;
 pub mod canvas;
 pub mod compose;
 pub mod film;
@@ -13,6 +14,7 @@ pub mod patient;
 pub mod phantom;
 pub mod pleura;
 pub mod regions;
+pub mod shift;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,67 +51,6 @@ pub struct SynthSample {
     pub pose: usize,
 }
 
-/// Boxes of the anatomy phrases on a canvas, from its label bits; on an upright canvas each
-/// hemidiaphragm from its dome's apex down to its lung's lowest point, as a reader boxes it.
-fn anatomy(c: &Canvas) -> Vec<(&'static str, PixelBox)> {
-    use self::phantom::bits::*;
-    let mut out = Vec::new();
-    let structures: [(&'static str, u16); 8] = [
-        ("the heart", HEART),
-        ("the right lung", RIGHT_LUNG),
-        ("the left lung", LEFT_LUNG),
-        ("the right upper lobe", LUNG_UPPER_RIGHT),
-        ("the left upper lobe", LUNG_UPPER_LEFT),
-        ("the right lower lobe", LUNG_LOWER_RIGHT),
-        ("the left lower lobe", LUNG_LOWER_LEFT),
-        ("the trachea", TRACHEA),
-    ];
-    for (name, bits) in structures {
-        if let Some(b) = c.bounds(bits) {
-            out.push((name, b.to_box()));
-        }
-    }
-    // Hemidiaphragm: the bottom tenth of each lung; costophrenic angle: its lateral third.
-    for (side, bits, lateral_right) in [("right", RIGHT_LUNG, false), ("left", LEFT_LUNG, true)] {
-        if let Some(b) = c.bounds(bits) {
-            let mut dome = b.to_box();
-            let apex = c
-                .upright
-                .then(|| regions::dome_apex(&c.labels, c.w, bits))
-                .flatten()
-                .filter(|&a| a > b.y0 && a <= b.y1);
-            dome.y1 = match apex {
-                Some(a) => (a as f32).min(dome.y2 - 0.05 * (dome.y2 - dome.y1)),
-                None => dome.y2 - 0.12 * (dome.y2 - dome.y1),
-            };
-            let w = dome.x2 - dome.x1;
-            let mut angle = dome;
-            if lateral_right {
-                angle.x1 = angle.x2 - w / 3.0
-            } else {
-                angle.x2 = angle.x1 + w / 3.0
-            }
-            out.push((
-                if side == "right" {
-                    "the right hemidiaphragm"
-                } else {
-                    "the left hemidiaphragm"
-                },
-                dome,
-            ));
-            out.push((
-                if side == "right" {
-                    "the right costophrenic angle"
-                } else {
-                    "the left costophrenic angle"
-                },
-                angle,
-            ));
-        }
-    }
-    out
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct Synth {
     pub seed: u64,
@@ -125,6 +66,8 @@ pub struct Synth {
     pub focus: Option<(usize, f64)>,
     /// Upright films read as a reader reads them (see `with_upright`).
     pub upright: bool,
+    /// Films beyond the corpus's ranges, for measuring (see `with_shift`).
+    pub shifted: bool,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -194,6 +137,7 @@ impl Synth {
             wide: false,
             focus: None,
             upright: false,
+            shifted: false,
         }
     }
 
@@ -223,6 +167,15 @@ impl Synth {
     /// Off, the films are exactly those of corpora before it.
     pub fn with_upright(mut self, upright: bool) -> Self {
         self.upright = upright;
+        self
+    }
+
+    /// Films unlike the validation films, to measure how answers fail on unusual films: the
+    /// wide geometry (`with_wide_geometry`) and a look beyond the acquisition ranges
+    /// (`shift::appearance`). Off, the films are exactly those without it.
+    pub fn with_shift(mut self, shifted: bool) -> Self {
+        self.shifted = shifted;
+        self.wide |= shifted;
         self
     }
 
@@ -298,8 +251,11 @@ impl Synth {
                 });
             }
         }
-        let anatomy = anatomy(&canvas);
-        let (data, objects) = film::expose(&canvas, &mut r);
+        let anatomy = anatomy::boxes(&canvas);
+        let (mut data, objects) = film::expose(&canvas, &mut r);
+        if self.shifted {
+            shift::appearance(&mut data, self.size, self.size, &mut r);
+        }
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");
         SynthSample {
