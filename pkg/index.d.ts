@@ -67,6 +67,33 @@ export declare class Grounder {
   /** Switches adapters (null: the base weights) without fetching or building the base again. */
   useAdapter(name: string | null): Promise<void>;
   ground(image: ImageInput, phrase: string): Promise<Grounding>;
+  /**
+   * Trains a LoRA adapter on the examples (the native trainer's steps) and answers with it from
+   * then on; answers after it are uncalibrated.
+   */
+  fineTune(examples: TuneExample[], options?: TuneOptions): Promise<{ losses: number[]; steps: number }>;
+}
+
+export interface TuneExample {
+  /** Encoded PNG, JPEG or DICOM bytes. */
+  image: Uint8Array | ArrayBuffer | ArrayBufferView;
+  phrase: string;
+  /** [x1, y1, x2, y2] in the image's pixels. */
+  box: [number, number, number, number];
+}
+
+export interface TuneOptions {
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  rank?: number;
+  alpha?: number;
+  warmupSteps?: number;
+  seed?: number;
+  /** After each step; return false to stop. */
+  onProgress?: (p: { step: number; steps: number; loss: number }) => boolean | void;
+  /** Stops after the step in progress. */
+  signal?: AbortSignal;
 }
 
 export declare function dicomFrame(bytes: Uint8Array): {

@@ -174,6 +174,30 @@ export class Grounder {
     return this.run(() => this.inner.useAdapter(name ?? undefined));
   }
 
+  /**
+   * Trains a LoRA adapter on `examples` and answers with it from then on: each example is
+   * { image, phrase, box: [x1, y1, x2, y2] } with the image as encoded PNG, JPEG or DICOM bytes
+   * and the box in its pixels. The same steps as the native `medground train` (stage 2 preset).
+   * options: steps (100), batch (4), lr (0.001), rank (16), alpha (32), warmupSteps, seed (0),
+   * onProgress({ step, steps, loss }) (return false to stop), signal (an AbortSignal: stops
+   * after the step in progress). Resolves to { losses, steps }. The bundle's calibration no
+   * longer applies: answers after it are `calibrated: false`.
+   */
+  async fineTune(examples, options = {}) {
+    const { onProgress, signal, ...rest } = options;
+    return this.run(async () => {
+      if (!Array.isArray(examples)) throw new TypeError('fineTune: examples must be an array');
+      const list = [];
+      for (const e of examples) {
+        const image = await toBytes(e?.image);
+        if (!image) throw new TypeError("fineTune: an example's image must be encoded bytes (PNG, JPEG or DICOM)");
+        list.push({ image, phrase: e.phrase, box: Array.from(e.box ?? []) });
+      }
+      const progress = (p) => !signal?.aborted && onProgress?.(p) !== false;
+      return this.inner.fineTune(list, rest, progress);
+    });
+  }
+
   async ground(image, phrase) {
     return this.run(() => this.groundNow(image, phrase));
   }

@@ -16,7 +16,7 @@ pub mod model;
 pub use error::{Error, Result};
 pub mod protocol;
 pub mod tokens;
-#[cfg(feature = "cli")]
+#[cfg(feature = "tune")]
 pub mod train;
 pub mod weights;
 pub use grounder::{Grounder, Grounding};

@@ -156,21 +156,6 @@ pub fn open(spec: &str, images: Option<&Path>, size: usize) -> Result<Loaded> {
     }
 }
 
-impl Record {
-    /// The record's picture, decoded if it lives in a file.
-    pub fn picture(&self) -> Result<Arc<crate::image::Picture>> {
-        match &self.image {
-            ImageSource::Memory(p) => Ok(p.clone()),
-            ImageSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-                crate::image::decode(&bytes)
-                    .map(Arc::new)
-                    .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,21 @@ pub struct Record {
     pub split: Option<String>,
 }
 
+impl Record {
+    /// The record's picture, decoded if it lives in a file.
+    pub fn picture(&self) -> crate::error::Result<Arc<Picture>> {
+        match &self.image {
+            ImageSource::Memory(p) => Ok(p.clone()),
+            ImageSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+                crate::image::decode(&bytes)
+                    .map(Arc::new)
+                    .map_err(|e| crate::error::Error::Image(format!("{}: {e}", path.display())))
+            }
+        }
+    }
+}
+
 /// A row that was left out, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {

@@ -1,20 +1,20 @@
 //! What a training run starts from: the tiny model or a bundle / HF checkpoint folder, its
 //! tokenizer and image processor, with stage 2's LoRA applied.
 
-use std::path::Path;
-
 use burn::module::{Lora, Module, ParamGroup};
 use burn::prelude::*;
 
 use super::batch::Framing;
 use super::config::TrainConfig;
-use super::run::TOKENIZER;
 use crate::error::{Error, Result};
 use crate::grounder::Grounder;
 use crate::image::processor;
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
+
+/// The tokenizer the tiny preset starts from.
+pub const TOKENIZER: &str = "assets/tokenizer.json";
 
 /// What a run starts from and writes out again besides the weights.
 pub struct Base {
@@ -32,6 +32,7 @@ pub struct Base {
 
 /// The starting model and its tokenizer on `device`, the device's generator seeded first (what is
 /// initialised fresh, the tiny model or stage 1's probe on a bundle, is the same in every run).
+#[cfg(feature = "cli")]
 fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
     device.seed(cfg.data.seed);
     if cfg.base == "tiny" {
@@ -47,8 +48,12 @@ fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
             files: Vec::new(),
         });
     }
-    let b = Bundle::read_dir(Path::new(&cfg.base))?;
-    let g = Grounder::from_bundle(&b, device)?;
+    from_bundle(&Bundle::read_dir(std::path::Path::new(&cfg.base))?, device)
+}
+
+/// A bundle as the base, on `device`.
+pub fn from_bundle(b: &Bundle, device: &Device) -> Result<Base> {
+    let g = Grounder::from_bundle(b, device)?;
     let mut files = Vec::new();
     let processor = match b.files.get(processor::FILE) {
         Some(bytes) => {
@@ -77,7 +82,7 @@ fn base(cfg: &TrainConfig, device: &Device) -> Result<Base> {
 }
 
 /// Stage 2: vision frozen, LoRA on the target weights, connector trained.
-fn adapt(model: Idefics3, cfg: &TrainConfig, device: &Device) -> Result<Idefics3> {
+pub fn adapt(model: Idefics3, cfg: &TrainConfig, device: &Device) -> Result<Idefics3> {
     let l = &cfg.lora;
     let targets = ParamGroup::from_regex(&l.targets)
         .map_err(|e| Error::Config(format!("lora.targets: {e:?}")))?;
@@ -90,7 +95,26 @@ fn adapt(model: Idefics3, cfg: &TrainConfig, device: &Device) -> Result<Idefics3
     })
 }
 
+/// Counts the parameters that receive gradients (LoRA factors, thawed weights).
+#[derive(Default)]
+struct Trainable(usize);
+
+impl burn::module::ModuleVisitor for Trainable {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        if param.val().is_require_grad() {
+            self.0 += param.lazy_shape().num_elements();
+        }
+    }
+}
+
+pub fn trainable_params<M: Module>(model: &M) -> usize {
+    let mut v = Trainable::default();
+    model.visit(&mut v);
+    v.0
+}
+
 /// The model a run trains: its base, with the stage's adapters.
+#[cfg(feature = "cli")]
 pub fn prepare(cfg: &TrainConfig, device: &Device) -> Result<Base> {
     let mut b = base(cfg, device)?;
     if cfg.stage >= 2 {

@@ -3,6 +3,7 @@
 //! one would; and their assembly into padded batches with answer-only targets.
 
 use std::sync::Arc;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use burn::prelude::*;
@@ -13,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use super::cache::pixel_key;
 use super::dense;
 use crate::data::record::Record;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::data::synth::Synth;
 use crate::error::Result;
 use crate::image::processor::{Settings, process};
@@ -37,7 +39,8 @@ pub struct Example {
 /// Where training examples come from.
 pub enum Source {
     /// Synthetic films, generated on the fly. Stage 1 asks for anatomy and object boxes and descriptions,
-    /// stage 2 for the findings' boxes.
+    /// stage 2 for the findings' boxes. (Not in the browser build, which has no corpus.)
+    #[cfg(not(target_arch = "wasm32"))]
     Synth {
         synth: Synth,
         stage: u8,
@@ -63,6 +66,7 @@ impl Source {
         let mut r = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E3779B97F4A7C15));
         let template = r.random_range(0..TEMPLATES.len());
         match self {
+            #[cfg(not(target_arch = "wasm32"))]
             Source::Synth {
                 synth,
                 stage,
@@ -131,9 +135,18 @@ impl Source {
     }
 }
 
-/// The run's micro-batches of `batch` examples from number `first` on, made on a helper thread
-/// while the step before trains (a synthetic film costs a few milliseconds of one core). The
-/// thread ends when the receiver is dropped.
+/// Micro-batch number `micro` of `batch` examples of the run seeded `seed`.
+pub fn micro_batch(source: &Source, seed: u64, batch: usize, micro: usize) -> Result<Vec<Example>> {
+    let start = (micro * batch) as u64;
+    (start..start + batch as u64)
+        .map(|i| source.example(i, seed))
+        .collect()
+}
+
+/// The run's micro-batches of `batch` examples from number `first` on ([`micro_batch`]), made
+/// on a helper thread while the step before trains (a synthetic film costs a few milliseconds
+/// of one core). The thread ends when the receiver is dropped.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn prefetch(
     source: Arc<Source>,
     seed: u64,
@@ -143,11 +156,7 @@ pub fn prefetch(
     let (tx, rx) = sync_channel(2);
     std::thread::spawn(move || {
         for micro in first.. {
-            let start = (micro * batch) as u64;
-            let examples = (start..start + batch as u64)
-                .map(|i| source.example(i, seed))
-                .collect();
-            if tx.send(examples).is_err() {
+            if tx.send(micro_batch(&source, seed, batch, micro)).is_err() {
                 break;
             }
         }

@@ -115,5 +115,5 @@ impl FeatureCache {
 /// Whether `tower` has no parameter that takes gradients (its features then depend on the
 /// pixels alone).
 pub fn frozen(tower: &VisionTransformer) -> bool {
-    crate::train::run::trainable_params(tower) == 0
+    crate::train::base::trainable_params(tower) == 0
 }

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::data::phrases::{ANATOMY, CATEGORIES};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::data::synth::SynthSample;
 use crate::error::Result;
 use crate::model::Idefics3Config;
@@ -56,6 +57,7 @@ pub fn finding_of(channel: usize) -> Option<usize> {
 }
 
 /// The film's boxes, each with its channel: anatomy, findings, objects.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn boxes(s: &SynthSample) -> Vec<(usize, PixelBox)> {
     let anatomy = s
         .anatomy

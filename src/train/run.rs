@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsAccumulator};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,7 +17,7 @@ use super::checkpoint::{self, Progress};
 use super::config::TrainConfig;
 use super::dense;
 use super::loss::Trainee;
-use super::step::{StepContext, gradients};
+use super::step::{StepContext, optimizer_step};
 use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
 use crate::eval::{Films, evaluate};
@@ -27,7 +27,7 @@ use crate::tokens::Tokens;
 use crate::weights::{Bundle, Dtype, safetensors};
 
 /// Where the tiny preset's tokenizer lives.
-pub const TOKENIZER: &str = "assets/tokenizer.json";
+pub use super::base::{TOKENIZER, trainable_params};
 
 /// The dense probe's offsets head may be added when a stage-1 run is resumed.
 const OFFSETS: &str = "offsets.";
@@ -41,24 +41,6 @@ pub struct Finished {
     pub val_miou: f32,
     pub trainable: usize,
     pub total: usize,
-}
-
-/// Counts the parameters that receive gradients (LoRA factors, thawed weights).
-#[derive(Default)]
-struct Trainable(usize);
-
-impl burn::module::ModuleVisitor for Trainable {
-    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-        if param.val().is_require_grad() {
-            self.0 += param.lazy_shape().num_elements();
-        }
-    }
-}
-
-pub fn trainable_params<M: Module>(model: &M) -> usize {
-    let mut v = Trainable::default();
-    model.visit(&mut v);
-    v.0
 }
 
 pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
@@ -173,21 +155,16 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
     while progress.step < o.steps {
         let step = progress.step;
         let lr = cfg.lr_at(step);
-        let mut accumulator = GradientsAccumulator::new();
-        let mut loss_sum = 0.0f32;
-        for _ in 0..o.accumulate {
-            let examples = batches
+        let next = || {
+            batches
                 .recv()
-                .map_err(|_| Error::Other("the data thread stopped".into()))??;
-            let (loss, grads) = gradients(&model, &examples, &cx)?;
-            loss_sum += loss;
-            accumulator.accumulate(&model, grads);
-        }
-        model = optim.step(lr, model, accumulator.grads());
+                .map_err(|_| Error::Other("the data thread stopped".into()))?
+        };
+        let loss;
+        (model, loss) = optimizer_step(model, &mut optim, lr, o.accumulate, next, &cx)?;
         progress.step += 1;
         progress.samples += (o.batch * o.accumulate) as u64;
         window_samples += (o.batch * o.accumulate) as u64;
-        let loss = loss_sum / o.accumulate as f32;
         let rate = window_samples as f64 / window.elapsed().as_secs_f64();
         bar.set_position(progress.step as u64);
         bar.set_message(format!("loss {loss:.3} lr {lr:.2e} {rate:.1} samples/s"));

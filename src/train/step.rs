@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::batch::{Example, Framing, TrainBatch, build};
@@ -126,6 +126,28 @@ pub fn gradients(
         sum.accumulate(model, grads);
     }
     Ok((value, sum.grads()))
+}
+
+/// One optimizer step as every trainer takes it (`train`, the browser's `fineTune`):
+/// `accumulate` micro-batches from `next`, their gradients summed, AdamW at `lr`. Returns the
+/// stepped model and the mean of the micro-batches' losses.
+pub fn optimizer_step(
+    model: Trainee,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    accumulate: usize,
+    mut next: impl FnMut() -> Result<Vec<Example>>,
+    cx: &StepContext,
+) -> Result<(Trainee, f32)> {
+    let mut accumulator = GradientsAccumulator::new();
+    let mut loss_sum = 0.0f32;
+    for _ in 0..accumulate {
+        let (loss, grads) = gradients(&model, &next()?, cx)?;
+        loss_sum += loss;
+        accumulator.accumulate(&model, grads);
+    }
+    let model = optim.step(lr, model, accumulator.grads());
+    Ok((model, loss_sum / accumulate as f32))
 }
 
 /// `len` examples cut into `parts` contiguous shards as even as possible.

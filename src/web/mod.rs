@@ -14,6 +14,8 @@ use crate::image::{Picture, decode};
 use crate::weights::Bundle;
 use crate::weights::bundle::MANIFEST;
 
+mod tune;
+
 thread_local! {
     /// The WebGPU device: `init_async` may run once per page.
     static WEBGPU: RefCell<Option<Result<Device, String>>> = const { RefCell::new(None) };
@@ -98,6 +100,8 @@ async fn webgpu() -> Result<Device, String> {
 pub struct WebGrounder {
     inner: Grounder,
     backend: String,
+    /// The bundle it was loaded from: `fineTune` starts from its weights.
+    bundle: Bundle,
 }
 
 #[wasm_bindgen]
@@ -144,7 +148,11 @@ impl WebGrounder {
             }
         };
         let inner = Grounder::from_bundle(&bundle, &device).map_err(js_err)?;
-        let grounder = WebGrounder { inner, backend };
+        let grounder = WebGrounder {
+            inner,
+            backend,
+            bundle,
+        };
         if !options.no_warmup {
             // Compiles the shaders now, so the first real query does not pay for it.
             let blank = Picture::new(8, 8, 1, vec![0.5; 64]).map_err(js_err)?;

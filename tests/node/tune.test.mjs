@@ -1,0 +1,56 @@
+// fineTune in the npm package (Node, CPU wasm) takes the native trainer's steps: on the six
+// films and the config of tests/fixtures/tune.toml its losses equal `train`'s log to 1e-4.
+// Run by tools/test.sh: MEDGROUND_TUNE_FILMS=dir (data synth's output) and
+// MEDGROUND_TUNE_NATIVE=losses.json (the native run's losses, from its log.csv).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Grounder } from '../../pkg/index.js';
+
+const films = process.env.MEDGROUND_TUNE_FILMS;
+const skip = !films && 'MEDGROUND_TUNE_FILMS not set';
+
+async function examples() {
+  const rows = (await readFile(join(films, 'val.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  return Promise.all(rows.map(async (r) => ({
+    image: new Uint8Array(await readFile(join(films, r.image))),
+    phrase: r.phrase,
+    box: [r.box[0], r.box[1], r.box[0] + r.box[2], r.box[1] + r.box[3]],
+  })));
+}
+
+test('fineTune logs the native trainer\'s losses and answers with the adapter', { skip }, async () => {
+  const native = JSON.parse(await readFile(process.env.MEDGROUND_TUNE_NATIVE, 'utf8'));
+  const g = await Grounder.load(process.env.MEDGROUND_BUNDLE ?? 'assets/demo', { backend: 'cpu', noWarmup: true });
+  const set = await examples();
+  const before = await g.ground(set[0].image, set[0].phrase);
+  assert.equal(before.calibrated, true);
+  const seen = [];
+  const start = performance.now();
+  const out = await g.fineTune(set, { steps: 4, batch: 4, warmupSteps: 2, seed: 0, onProgress: (p) => { seen.push(p); } });
+  assert.equal(out.steps, 4);
+  console.log(`fineTune on wasm CPU: ${((performance.now() - start) / 4).toFixed(0)} ms a step (batch 4, tiny model)`);
+  assert.deepEqual(seen.map((p) => p.step), [1, 2, 3, 4]);
+  assert.equal(native.length, 4);
+  out.losses.forEach((l, i) => assert.ok(Math.abs(l - native[i]) < 1e-4, `step ${i}: ${l} in wasm, ${native[i]} natively`));
+  const after = await g.ground(set[0].image, set[0].phrase);
+  assert.equal(g.adapter, 'fine-tuned');
+  assert.equal(after.calibrated, false); // the bundle's calibration described other weights
+  assert.ok(after.probability !== before.probability, 'the answer did not change with the adapter');
+});
+
+test('fineTune refuses bad examples and options with clear errors', { skip }, async () => {
+  const g = await Grounder.load(process.env.MEDGROUND_BUNDLE ?? 'assets/demo', { backend: 'cpu', noWarmup: true });
+  const [e] = await examples();
+  await assert.rejects(g.fineTune([], { steps: 1 }), /at least one example/);
+  await assert.rejects(g.fineTune([{ ...e, box: [0, 0, 9999, 10] }], { steps: 1 }), /not inside/);
+  await assert.rejects(g.fineTune([{ ...e, phrase: ' ' }], { steps: 1 }), /phrase/);
+  await assert.rejects(g.fineTune([{ ...e, image: new Uint8Array([1, 2, 3]) }], { steps: 1 }), /image|decode|format/i);
+  await assert.rejects(g.fineTune([e], { steps: 0 }), /at least 1/);
+  await assert.rejects(g.fineTune([e], { stepz: 3 }), /unknown fineTune option "stepz"/);
+  let calls = 0;
+  const out = await g.fineTune([e], { steps: 5, batch: 1, onProgress: () => { calls += 1; return false; } });
+  assert.equal(out.steps, 1); // returning false stops after that step
+  assert.equal(calls, 1);
+});
