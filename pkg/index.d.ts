@@ -72,6 +72,8 @@ export declare class Grounder {
    * then on; answers after it are uncalibrated.
    */
   fineTune(examples: TuneExample[], options?: TuneOptions): Promise<{ losses: number[]; steps: number }>;
+  /** The fine-tuned adapter as an HF PEFT folder's files, by name. */
+  exportAdapter(): Promise<Record<string, Uint8Array>>;
 }
 
 export interface TuneExample {

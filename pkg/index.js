@@ -198,6 +198,14 @@ export class Grounder {
     });
   }
 
+  /**
+   * The adapter fineTune trained, as an HF PEFT adapter folder: { "adapter_config.json",
+   * "adapter_model.safetensors" } as bytes, which `medground import-peft` and Python's PEFT load.
+   */
+  async exportAdapter() {
+    return this.run(() => this.inner.exportAdapter());
+  }
+
   async ground(image, phrase) {
     return this.run(() => this.groundNow(image, phrase));
   }

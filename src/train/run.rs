@@ -162,6 +162,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         };
         let loss;
         (model, loss) = optimizer_step(model, &mut optim, lr, o.accumulate, next, &cx)?;
+        let loss = loss.into_scalar::<f32>();
         progress.step += 1;
         progress.samples += (o.batch * o.accumulate) as u64;
         window_samples += (o.batch * o.accumulate) as u64;

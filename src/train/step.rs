@@ -49,14 +49,14 @@ impl StepContext<'_> {
         )
     }
 
-    /// The loss of `tb` under `model` (a number, for the log) and its gradients.
+    /// The loss of `tb` under `model` (detached, for the log) and its gradients.
     fn backward(
         &self,
         model: &Trainee,
         tb: &TrainBatch,
         shares: Shares,
         frozen: Option<&FeatureCache>,
-    ) -> (f32, GradientsParams) {
+    ) -> (Tensor<1>, GradientsParams) {
         let o = self.optim;
         let loss = model.loss(
             tb,
@@ -66,17 +66,18 @@ impl StepContext<'_> {
             shares,
             frozen,
         );
-        let value = loss.clone().into_scalar::<f32>();
+        let value = loss.clone().detach();
         (value, GradientsParams::from_grads(loss.backward(), model))
     }
 }
 
-/// The micro-batch's loss (a number, for the log) and its gradients on the first device.
+/// The micro-batch's loss (detached, on the first device: read it when the log needs it, which
+/// on WebGPU in a browser must be asynchronous) and its gradients on the first device.
 pub fn gradients(
     model: &Trainee,
     examples: &[Example],
     cx: &StepContext,
-) -> Result<(f32, GradientsParams)> {
+) -> Result<(Tensor<1>, GradientsParams)> {
     let main = &cx.devices[0];
     if cx.devices.len() == 1 {
         return Ok(cx.backward(model, &cx.batch(examples, main)?, Shares::WHOLE, cx.frozen));
@@ -109,7 +110,7 @@ pub fn gradients(
                 scope.spawn(move || {
                     // Each shard runs the tower itself (the cache's tensors live on the first device).
                     let (value, grads) = cx.backward(&replica, &tb, shares, None);
-                    (value, grads.to_device(main, &replica))
+                    (value.to_device(main), grads.to_device(main, &replica))
                 })
             })
             .collect();
@@ -120,17 +121,17 @@ pub fn gradients(
     })
     .map_err(|_| Error::Other("a training thread of the data-parallel step panicked".into()))?;
     let mut sum = GradientsAccumulator::new();
-    let mut value = 0.0;
+    let mut value: Option<Tensor<1>> = None;
     for (v, grads) in results {
-        value += v;
+        value = Some(value.map_or(v.clone(), |s| s + v));
         sum.accumulate(model, grads);
     }
-    Ok((value, sum.grads()))
+    Ok((value.expect("at least two shards"), sum.grads()))
 }
 
 /// One optimizer step as every trainer takes it (`train`, the browser's `fineTune`):
 /// `accumulate` micro-batches from `next`, their gradients summed, AdamW at `lr`. Returns the
-/// stepped model and the mean of the micro-batches' losses.
+/// stepped model and the mean of the micro-batches' losses (detached, `[1]`).
 pub fn optimizer_step(
     model: Trainee,
     optim: &mut ModuleOptimizer,
@@ -138,16 +139,18 @@ pub fn optimizer_step(
     accumulate: usize,
     mut next: impl FnMut() -> Result<Vec<Example>>,
     cx: &StepContext,
-) -> Result<(Trainee, f32)> {
+) -> Result<(Trainee, Tensor<1>)> {
     let mut accumulator = GradientsAccumulator::new();
-    let mut loss_sum = 0.0f32;
+    let mut loss_sum: Option<Tensor<1>> = None;
     for _ in 0..accumulate {
         let (loss, grads) = gradients(&model, &next()?, cx)?;
-        loss_sum += loss;
+        loss_sum = Some(loss_sum.map_or(loss.clone(), |s| s + loss));
         accumulator.accumulate(&model, grads);
     }
     let model = optim.step(lr, model, accumulator.grads());
-    Ok((model, loss_sum / accumulate as f32))
+    let loss =
+        loss_sum.ok_or_else(|| Error::Config("[optim] accumulate must be at least 1".into()))?;
+    Ok((model, loss.div_scalar(accumulate as f32)))
 }
 
 /// `len` examples cut into `parts` contiguous shards as even as possible.

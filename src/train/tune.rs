@@ -84,8 +84,9 @@ impl Tuner {
         })
     }
 
-    /// One optimizer step; its loss (the mean over its micro-batches).
-    pub fn step(&mut self) -> Result<f32> {
+    /// One optimizer step; its loss (the mean over its micro-batches), read back
+    /// asynchronously (WebGPU in a browser cannot wait for the device).
+    pub async fn step_async(&mut self) -> Result<f32> {
         let model = self
             .model
             .take()
@@ -110,7 +111,21 @@ impl Tuner {
         let (model, loss) = optimizer_step(model, &mut self.optim, lr, o.accumulate, next, &cx)?;
         self.model = Some(model);
         self.step += 1;
-        Ok(loss)
+        loss.into_data_async()
+            .await
+            .map_err(|e| Error::Device(format!("{e:?}")))?
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Device(format!("{e:?}")))?
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Device("an empty loss".into()))
+    }
+
+    /// Blocking form of [`Self::step_async`] for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step(&mut self) -> Result<f32> {
+        pollster::block_on(self.step_async())
     }
 
     /// The model as trained so far, for inference (LoRA unmerged; `Grounder` merges nothing).

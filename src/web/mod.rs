@@ -102,6 +102,8 @@ pub struct WebGrounder {
     backend: String,
     /// The bundle it was loaded from: `fineTune` starts from its weights.
     bundle: Bundle,
+    /// The LoRA settings of the adapter `fineTune` trained, while it is in use.
+    tuned: Option<crate::train::config::LoraConfig>,
 }
 
 #[wasm_bindgen]
@@ -152,6 +154,7 @@ impl WebGrounder {
             inner,
             backend,
             bundle,
+            tuned: None,
         };
         if !options.no_warmup {
             // Compiles the shaders now, so the first real query does not pay for it.
@@ -219,6 +222,7 @@ impl WebGrounder {
     /// bundle is not fetched again.
     #[wasm_bindgen(js_name = useAdapter)]
     pub fn use_adapter(&mut self, name: Option<String>) -> Result<(), JsError> {
+        self.tuned = None;
         self.inner.use_adapter(name.as_deref()).map_err(js_err)
     }
 

@@ -14,6 +14,7 @@ use crate::image::decode;
 use crate::protocol::answer::PixelBox;
 use crate::train::TrainConfig;
 use crate::train::tune::Tuner;
+use crate::weights::peft;
 
 /// Models above this many parameters are refused: their activations and optimiser state
 /// outgrow a tab's memory (the tiny preset has 8 M).
@@ -150,12 +151,12 @@ impl WebGrounder {
             .iter()
             .map(|e| record(&e))
             .collect::<Result<Vec<_>, _>>()?;
-        let steps = cfg.optim.steps;
+        let (steps, lora) = (cfg.optim.steps, cfg.lora.clone());
         let mut tuner =
             Tuner::new(&self.bundle, cfg, records, &self.inner.device).map_err(js_err)?;
         let mut losses = Vec::with_capacity(steps);
         while tuner.step < steps {
-            let loss = tuner.step().map_err(js_err)?;
+            let loss = tuner.step_async().await.map_err(js_err)?;
             losses.push(loss);
             if let Some(f) = &on_progress {
                 let p = js_sys::Object::new();
@@ -179,11 +180,37 @@ impl WebGrounder {
         self.inner.model = tuner.model().map_err(js_err)?;
         self.inner.calibration = None;
         self.inner.adapter = Some("fine-tuned".into());
+        self.tuned = Some(lora);
         let out = js_sys::Object::new();
         let list: js_sys::Array = losses.iter().map(|&l| JsValue::from(l)).collect();
         js_sys::Reflect::set(&out, &"losses".into(), &list).map_err(|_| js_err("result"))?;
         js_sys::Reflect::set(&out, &"steps".into(), &(tuner.step as f64).into())
             .map_err(|_| js_err("result"))?;
+        Ok(out.into())
+    }
+
+    /// The adapter `fineTune` trained, as an HF PEFT adapter folder's two files
+    /// (`adapter_config.json`, `adapter_model.safetensors`: what `import-peft` and Python's PEFT
+    /// load), by name.
+    #[wasm_bindgen(js_name = exportAdapter)]
+    pub async fn export_adapter(&self) -> Result<JsValue, JsError> {
+        let lora = self
+            .tuned
+            .as_ref()
+            .ok_or_else(|| JsError::new("no fine-tuned adapter in use: call fineTune first"))?;
+        let model = &self.inner.model;
+        let (config, weights) =
+            peft::export_async(model, lora.rank, lora.alpha, lora.train_connector)
+                .await
+                .map_err(js_err)?;
+        let out = js_sys::Object::new();
+        for (name, bytes) in [
+            (peft::CONFIG, config.into_bytes()),
+            (peft::WEIGHTS_FILE, weights),
+        ] {
+            js_sys::Reflect::set(&out, &name.into(), &js_sys::Uint8Array::from(&bytes[..]))
+                .map_err(|_| js_err("result"))?;
+        }
         Ok(out.into())
     }
 }

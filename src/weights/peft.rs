@@ -98,10 +98,12 @@ struct Matrix {
     data: Vec<f32>,
 }
 
-fn to_matrix(t: Tensor<2>) -> Result<Matrix> {
+async fn to_matrix(t: Tensor<2>) -> Result<Matrix> {
     let [rows, cols] = t.dims();
     let data = t
-        .into_data()
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Weights(format!("{e:?}")))?
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| Error::Weights(format!("{e:?}")))?;
@@ -112,9 +114,21 @@ fn bytes_of(m: &Matrix) -> Vec<u8> {
     m.data.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// The adapter of a trained model: every text-model Linear that carries LoRA factors, and the
-/// connector when it was trained (`modules_to_save`).
+/// Blocking form of [`export_async`] for native callers.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn export(
+    model: &Idefics3,
+    rank: usize,
+    alpha: f64,
+    connector: bool,
+) -> Result<(String, Vec<u8>)> {
+    pollster::block_on(export_async(model, rank, alpha, connector))
+}
+
+/// The adapter of a trained model: every text-model Linear that carries LoRA factors, and the
+/// connector when it was trained (`modules_to_save`). Read back asynchronously, as WebGPU in a
+/// browser needs.
+pub async fn export_async(
     model: &Idefics3,
     rank: usize,
     alpha: f64,
@@ -139,8 +153,8 @@ pub fn export(
                 continue;
             };
             // Burn: delta = a [in, r] @ b [r, out]; PEFT: lora_A [r, in], lora_B [out, r].
-            let a_t = to_matrix(adapter.a.val().transpose())?;
-            let b_t = to_matrix(adapter.b.val().transpose())?;
+            let a_t = to_matrix(adapter.a.val().transpose()).await?;
+            let b_t = to_matrix(adapter.b.val().transpose()).await?;
             let key = format!("{PREFIX}model.text_model.layers.{i}.{name}");
             tensors.insert(
                 format!("{key}.lora_A.weight"),
@@ -163,7 +177,8 @@ pub fn export(
                 .weight
                 .val()
                 .transpose(),
-        )?;
+        )
+        .await?;
         tensors.insert(
             format!("{PREFIX}model.connector.modality_projection.proj.weight"),
             (vec![w.rows, w.cols], bytes_of(&w)),

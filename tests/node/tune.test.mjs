@@ -4,7 +4,9 @@
 // MEDGROUND_TUNE_NATIVE=losses.json (the native run's losses, from its log.csv).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Grounder } from '../../pkg/index.js';
 
@@ -38,6 +40,22 @@ test('fineTune logs the native trainer\'s losses and answers with the adapter', 
   assert.equal(g.adapter, 'fine-tuned');
   assert.equal(after.calibrated, false); // the bundle's calibration described other weights
   assert.ok(after.probability !== before.probability, 'the answer did not change with the adapter');
+
+  // Taken away as a PEFT adapter, merged natively by import-peft: the same box.
+  const files = await g.exportAdapter();
+  assert.deepEqual(Object.keys(files).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+  const dir = await mkdtemp(join(tmpdir(), 'medground-tune-'));
+  for (const [name, bytes] of Object.entries(files)) await writeFile(join(dir, name), bytes);
+  const cli = process.env.MEDGROUND_CLI ?? 'target/release/medground';
+  const bundle = process.env.MEDGROUND_BUNDLE ?? 'assets/demo';
+  execFileSync(cli, ['import-peft', '--base', bundle, '--adapter', dir, '--out', join(dir, 'merged')], { stdio: 'ignore' });
+  const rows = (await readFile(join(films, 'val.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const merged = JSON.parse(execFileSync(cli, ['ground', '--image', join(films, rows[0].image), '--phrase', rows[0].phrase,
+    '--model', join(dir, 'merged')], { encoding: 'utf8' }));
+  assert.equal(merged.text, after.text);
+  assert.ok(Math.abs(merged.probability - after.probability) < 1e-3, `${merged.probability} vs ${after.probability}`);
+  await g.useAdapter(null).catch(() => {});
+  await assert.rejects(g.exportAdapter(), /call fineTune first/);
 });
 
 test('fineTune refuses bad examples and options with clear errors', { skip }, async () => {
