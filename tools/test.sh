@@ -98,5 +98,6 @@ step "the npm package in a bundler: pkg/examples/vite built by Vite"
 step "the page and the Vite example in headless chromium (WebGPU through SwiftShader, CPU fallback)"
 (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
 DIST=dist VITE_DIST=pkg/examples/vite/dist NATIVE=target/native.json SHOTS=target/browser \
+  TUNE_FILMS=target/tune-films TUNE_NATIVE=target/tune-native.json \
   ADAPTERS=target/adapter-bundle ADAPTERS_NATIVE=target/adapters.json \
   STRUCTURE=target/structure-bundle STRUCTURE_NATIVE=target/structure.json node --test tests/browser/
