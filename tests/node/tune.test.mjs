@@ -32,7 +32,8 @@ test('fineTune logs the native trainer\'s losses and answers with the adapter', 
   const start = performance.now();
   const out = await g.fineTune(set, { steps: 4, batch: 4, warmupSteps: 2, seed: 0, onProgress: (p) => { seen.push(p); } });
   assert.equal(out.steps, 4);
-  console.log(`fineTune on wasm CPU: ${((performance.now() - start) / 4).toFixed(0)} ms a step (batch 4, tiny model)`);
+  const rss = (process.memoryUsage().rss / 2 ** 20).toFixed(0);
+  console.log(`fineTune on wasm CPU: ${((performance.now() - start) / 4).toFixed(0)} ms a step (batch 4, tiny model); process RSS after it ${rss} MB`);
   assert.deepEqual(seen.map((p) => p.step), [1, 2, 3, 4]);
   assert.equal(native.length, 4);
   out.losses.forEach((l, i) => assert.ok(Math.abs(l - native[i]) < 1e-4, `step ${i}: ${l} in wasm, ${native[i]} natively`));
