@@ -65,6 +65,8 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let device = medground::device::parse(&a.device)?;
     let bundle = Bundle::read_dir(&a.model)?;
     let mut g = Grounder::from_bundle(&bundle, &device)?;
+    // Refitted below; the findings' curve needs no film scores, the structures' the new model's.
+    g.ood = None;
     let (records, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
     let (probs, hits) = e.outcomes();
     let mut c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
@@ -75,7 +77,6 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     );
     let out = a.out.unwrap_or(a.model);
     // The out-of-distribution model first: the structures' curves read each film's score.
-    g.ood = None;
     let mut bundle = bundle;
     if !a.no_ood {
         let o = super::ood::fit(&g, &a.fit_films, &records)?;

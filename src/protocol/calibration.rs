@@ -127,15 +127,7 @@ impl Calibration {
         let finite = |v: f64| v.is_finite();
         let ok = match c.method.as_str() {
             "platt" => finite(c.a) && finite(c.b),
-            "isotonic" => {
-                !c.points.is_empty()
-                    && c.points
-                        .iter()
-                        .all(|&[x, y]| finite(x) && (0.0..=1.0).contains(&y))
-                    && c.points
-                        .windows(2)
-                        .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
-            }
+            "isotonic" => is_rising_curve(&c.points),
             _ => false,
         } && c.anatomy.as_ref().is_none_or(|a| a.anatomy.is_none())
             && c.structures.iter().all(Structure::is_valid);
@@ -154,6 +146,18 @@ impl Calibration {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("calibration serialises")
     }
+}
+
+/// Whether `pts` is a curve [`through`] reads: not empty, finite x, chances in [0, 1], both
+/// rising.
+pub(crate) fn is_rising_curve(pts: &[[f64; 2]]) -> bool {
+    !pts.is_empty()
+        && pts
+            .iter()
+            .all(|&[x, y]| x.is_finite() && (0.0..=1.0).contains(&y))
+        && pts
+            .windows(2)
+            .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
 }
 
 /// The step curve through `pts` (rising in x) at `x`: flat beyond its ends, linear between.

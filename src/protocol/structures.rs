@@ -52,15 +52,7 @@ impl Structure {
     }
 
     pub fn is_valid(&self) -> bool {
-        !self.points.is_empty()
-            && self
-                .points
-                .iter()
-                .all(|&[x, y]| x.is_finite() && (0.0..=1.0).contains(&y))
-            && self
-                .points
-                .windows(2)
-                .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
+        super::calibration::is_rising_curve(&self.points)
     }
 }
 

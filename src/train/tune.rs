@@ -135,8 +135,4 @@ impl Tuner {
             .map(|m| m.model.valid())
             .ok_or_else(|| Error::Other("a failed step left no model".into()))
     }
-
-    pub fn config(&self) -> &TrainConfig {
-        &self.cfg
-    }
 }
