@@ -71,14 +71,17 @@ export declare class Grounder {
    * Trains a LoRA adapter on the examples (the native trainer's steps) and answers with it from
    * then on; answers after it are uncalibrated.
    */
-  fineTune(examples: TuneExample[], options?: TuneOptions): Promise<{ losses: number[]; steps: number }>;
-  /** The fine-tuned adapter as an HF PEFT folder's files, by name. */
+  fineTune(examples: TuneExample[], options?: TuneOptions): Promise<{ losses: number[]; steps: number; valIoU: [number, number][] }>;
+  /** The fine-tuned adapter as an HF PEFT folder's files, by name; with { zip: true } zipped. */
   exportAdapter(): Promise<Record<string, Uint8Array>>;
+  exportAdapter(options: { zip: true }): Promise<Uint8Array>;
+  /** Answers with an adapter zip (exportAdapter({ zip: true }) or a progress save), named `name`. */
+  loadAdapter(name: string, zip: Uint8Array): Promise<void>;
 }
 
 export interface TuneExample {
-  /** Encoded PNG, JPEG or DICOM bytes. */
-  image: Uint8Array | ArrayBuffer | ArrayBufferView;
+  /** Encoded PNG, JPEG or DICOM bytes; in a browser also an ImageData or ImageBitmap. */
+  image: Uint8Array | ArrayBuffer | ArrayBufferView | ImageData | ImageBitmap;
   phrase: string;
   /** [x1, y1, x2, y2] in the image's pixels. */
   box: [number, number, number, number];
@@ -92,8 +95,15 @@ export interface TuneOptions {
   alpha?: number;
   warmupSteps?: number;
   seed?: number;
-  /** After each step; return false to stop. */
-  onProgress?: (p: { step: number; steps: number; loss: number }) => boolean | void;
+  /** Held-out examples: their mean IoU is reported every validateEvery steps (steps / 10). */
+  validation?: TuneExample[];
+  validateEvery?: number;
+  /** Every this many steps the progress carries the adapter as a zip, for resume (0: never). */
+  saveEvery?: number;
+  /** Go on from a saved adapter at its step (AdamW's moments start again). */
+  resume?: { adapter: Uint8Array; step: number };
+  /** After each step (and at step 0 with the IoU before training); return false to stop. */
+  onProgress?: (p: { step: number; steps: number; loss?: number; valIoU?: number; adapter?: Uint8Array }) => boolean | void;
   /** Stops after the step in progress. */
   signal?: AbortSignal;
 }

@@ -111,6 +111,27 @@ async function toBytes(image) {
   return null;
 }
 
+/** An example's image as encoded bytes: ImageData and ImageBitmap are encoded as PNG (lossless). */
+async function imageBytes(image) {
+  const bytes = await toBytes(image);
+  if (bytes) return bytes;
+  if (typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) {
+    const canvas = new OffscreenCanvas(image.width, image.height);
+    canvas.getContext('2d').drawImage(image, 0, 0);
+    return new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+  }
+  if (image && image.data && image.width && image.height && typeof OffscreenCanvas !== 'undefined') {
+    const canvas = new OffscreenCanvas(image.width, image.height);
+    canvas.getContext('2d').putImageData(image, 0, 0);
+    return new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+  }
+  throw new TypeError("fineTune: an example's image must be encoded bytes (PNG, JPEG or DICOM), an ImageData or an ImageBitmap");
+}
+
+async function example(e) {
+  return { image: await imageBytes(e?.image), phrase: e?.phrase, box: Array.from(e?.box ?? []) };
+}
+
 export class Grounder {
   constructor(inner) {
     this.inner = inner;
@@ -176,34 +197,42 @@ export class Grounder {
 
   /**
    * Trains a LoRA adapter on `examples` and answers with it from then on: each example is
-   * { image, phrase, box: [x1, y1, x2, y2] } with the image as encoded PNG, JPEG or DICOM bytes
-   * and the box in its pixels. The same steps as the native `medground train` (stage 2 preset).
-   * options: steps (100), batch (4), lr (0.001), rank (16), alpha (32), warmupSteps, seed (0),
-   * onProgress({ step, steps, loss }) (return false to stop), signal (an AbortSignal: stops
-   * after the step in progress). Resolves to { losses, steps }. The bundle's calibration no
-   * longer applies: answers after it are `calibrated: false`.
+   * { image, phrase, box: [x1, y1, x2, y2] } with the image as encoded PNG, JPEG or DICOM bytes,
+   * an ImageData or an ImageBitmap, and the box in its pixels. The same steps as the native
+   * `medground train` (stage 2 preset). options: steps (100), batch (4), lr (0.001), rank (16),
+   * alpha (32), warmupSteps, seed (0); validation (examples held out: their mean IoU is
+   * reported), validateEvery (steps / 10), saveEvery (0: never; else the adapter as a zip in
+   * the progress, for `resume`), resume ({ adapter, step }: go on from a saved adapter);
+   * onProgress({ step, steps, loss, valIoU, adapter }) (return false to stop), signal (an
+   * AbortSignal: stops after the step in progress). Resolves to { losses, steps, valIoU }
+   * (valIoU: [step, mean IoU] pairs). The bundle's calibration no longer applies: answers after
+   * it are `calibrated: false`.
    */
   async fineTune(examples, options = {}) {
-    const { onProgress, signal, ...rest } = options;
+    const { onProgress, signal, validation, ...rest } = options;
     return this.run(async () => {
       if (!Array.isArray(examples)) throw new TypeError('fineTune: examples must be an array');
-      const list = [];
-      for (const e of examples) {
-        const image = await toBytes(e?.image);
-        if (!image) throw new TypeError("fineTune: an example's image must be encoded bytes (PNG, JPEG or DICOM)");
-        list.push({ image, phrase: e.phrase, box: Array.from(e.box ?? []) });
-      }
+      if (validation !== undefined && !Array.isArray(validation)) throw new TypeError('fineTune: validation must be an array');
+      const list = await Promise.all(examples.map(example));
+      if (validation) rest.validation = await Promise.all(validation.map(example));
       const progress = (p) => !signal?.aborted && onProgress?.(p) !== false;
       return this.inner.fineTune(list, rest, progress);
     });
   }
 
   /**
-   * The adapter fineTune trained, as an HF PEFT adapter folder: { "adapter_config.json",
-   * "adapter_model.safetensors" } as bytes, which `medground import-peft` and Python's PEFT load.
+   * The adapter fineTune trained (or loadAdapter loaded), as an HF PEFT adapter folder:
+   * { "adapter_config.json", "adapter_model.safetensors" } as bytes, which `medground
+   * import-peft` and Python's PEFT load; with { zip: true } that folder as one zip (bytes),
+   * which `import-peft --adapter FILE.zip` and `loadAdapter` read.
    */
-  async exportAdapter() {
-    return this.run(() => this.inner.exportAdapter());
+  async exportAdapter(options) {
+    return this.run(() => this.inner.exportAdapter(options));
+  }
+
+  /** Answers with an adapter zip (exportAdapter({ zip: true }) or a save), named `name`. */
+  async loadAdapter(name, zip) {
+    return this.run(async () => this.inner.loadAdapter(String(name), await toBytes(zip) ?? zip));
   }
 
   async ground(image, phrase) {

@@ -1,4 +1,7 @@
-// The page: picks an image, asks the worker (which runs the model) and draws the answer.
+// The page: picks an image, asks the worker (which runs the model) and draws the answer. The
+// Teach panel (teach.js) trains an adapter on the user's labelled films through the same worker.
+import { teach } from './teach.js';
+
 const $ = (id) => document.getElementById(id);
 const worker = new Worker('worker.js');
 const canvas = $('view');
@@ -18,6 +21,10 @@ function ask(type, payload, transfer = []) {
 }
 
 worker.onmessage = ({ data }) => {
+  if (data.type === 'tune') {
+    page.onTune?.(data);
+    return;
+  }
   if (data.type === 'progress') {
     $('download').value = data.loaded / Math.max(data.total, 1);
     $('state').textContent = `downloading the model… ${(data.loaded / 1e6).toFixed(1)} / ${(data.total / 1e6).toFixed(1)} MB`;
@@ -65,6 +72,13 @@ function draw() {
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     ctx.fillText(`${k + 1}`, x1 + t, Math.max(y1 - 2 * t, 5 * t));
   }
+  if (page.overlay) { // the box being labelled in the Teach panel, dashed
+    const [x1, y1, x2, y2] = page.overlay;
+    ctx.strokeStyle = '#7dff5a';
+    ctx.setLineDash([3 * t, 2 * t]);
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    ctx.setLineDash([]);
+  }
   canvas.setAttribute('aria-label', answers.length
     ? `the film with ${answers.length} box${answers.length > 1 ? 'es' : ''}: ${answers.map((a) => `${a.phrase} at x ${a.box[0].toFixed(0)} to ${a.box[2].toFixed(0)}, y ${a.box[1].toFixed(0)} to ${a.box[3].toFixed(0)}`).join('; ')}`
     : `the film ${image ? image.name : ''}`);
@@ -98,11 +112,26 @@ $('lev').addEventListener('input', () => setWindow(wl.w, +$('lev').value));
 for (const b of document.querySelectorAll('[data-wl]')) {
   b.addEventListener('click', () => setWindow(...b.dataset.wl.split(',').map(Number)));
 }
-// Drag on the film: right/left widens/narrows the window, down/up darkens/brightens.
+// Drag on the film: right/left widens/narrows the window, down/up darkens/brightens; in the
+// Teach panel's draw mode a drag draws the box to label instead.
 let dragFrom = null;
-canvas.addEventListener('pointerdown', (e) => { dragFrom = { x: e.clientX, y: e.clientY, ...wl }; canvas.setPointerCapture(e.pointerId); });
+function filmPoint(e) {
+  const r = canvas.getBoundingClientRect();
+  const clamp = (v, hi) => Math.min(hi, Math.max(0, v));
+  return [clamp((e.clientX - r.left) * canvas.width / r.width, canvas.width), clamp((e.clientY - r.top) * canvas.height / r.height, canvas.height)];
+}
+canvas.addEventListener('pointerdown', (e) => {
+  dragFrom = { x: e.clientX, y: e.clientY, at: filmPoint(e), ...wl };
+  canvas.setPointerCapture(e.pointerId);
+});
 canvas.addEventListener('pointermove', (e) => {
-  if (dragFrom) setWindow(dragFrom.w + (e.clientX - dragFrom.x), dragFrom.l + (e.clientY - dragFrom.y) / 2);
+  if (!dragFrom) return;
+  if (page.drawing && preview) {
+    const [a, b] = [dragFrom.at, filmPoint(e)];
+    page.overlay = [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])].map(Math.round);
+    draw();
+    page.onOverlay?.();
+  } else setWindow(dragFrom.w + (e.clientX - dragFrom.x), dragFrom.l + (e.clientY - dragFrom.y) / 2);
 });
 canvas.addEventListener('pointerup', () => { dragFrom = null; });
 
@@ -131,6 +160,7 @@ $('save').addEventListener('click', () => {
 
 async function setImage(bytes, name) {
   showError('');
+  page.overlay = null;
   $('result').textContent = '';
   answers = [];
   legend();
@@ -141,6 +171,7 @@ async function setImage(bytes, name) {
     image = { bytes, name };
     setWindow(...autoWindow());
     canvas.dataset.image = name;
+    page.onImage?.();
   } catch (e) {
     image = null;
     preview = null;
@@ -190,7 +221,9 @@ function verdict(a) {
 $('adapter').addEventListener('change', async () => {
   $('go').disabled = $('adapter').disabled = true;
   try {
-    await ask('adapter', { name: $('adapter').value });
+    const kept = $('adapter').selectedOptions[0]?.dataset.kept;
+    if (kept) await ask('loadAdapter', { name: kept, zip: await page.keptAdapter(kept) });
+    else await ask('adapter', { name: $('adapter').value });
     answers = [];
     legend();
     draw();
@@ -228,6 +261,17 @@ $('ask').addEventListener('submit', async (e) => {
   }
 });
 
+// What the Teach panel uses of the page.
+const page = {
+  ask, draw, showError, canvas,
+  get image() { return image; },
+  get ready() { return ready; },
+  overlay: null, // [x1, y1, x2, y2] in the film's pixels, while labelling
+  drawing: false,
+  busy(on) { $('go').disabled = on || !(ready && image); $('adapter').disabled = on; },
+};
+teach(page);
+
 (async () => {
   const params = new URLSearchParams(location.search);
   try {
@@ -241,6 +285,7 @@ $('ask').addEventListener('submit', async (e) => {
       $('adapter-row').hidden = false;
     }
     $('go').disabled = !image;
+    page.onReady?.();
   } catch (e) {
     $('state').textContent = 'the model could not be loaded';
     showError(e.message);

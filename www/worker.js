@@ -7,6 +7,8 @@ const MODEL = './model/';
 const CACHE = 'medground-model-v1';
 let grounder = null;
 let wasmReady = null;
+let training = false; // fineTune holds the model: other model requests wait for it to end
+let stopAsked = false;
 
 async function adapter() {
   try {
@@ -73,10 +75,33 @@ async function load(backend) {
   return { backend: grounder.backend, adapters: grounder.adapters };
 }
 
+// Trains in this worker; progress goes to the page as it comes ({ type: 'tune', ... }), the
+// adapter zip included at each save. A 'stop' message ends it after the step in progress.
+async function tune({ examples, options }) {
+  training = true;
+  stopAsked = false;
+  try {
+    const out = await grounder.fineTune(examples, options, (p) => {
+      postMessage({ type: 'tune', ...p });
+      return !stopAsked;
+    });
+    const adapter = grounder.exportAdapter({ zip: true });
+    return { ...out, adapter, stopped: stopAsked };
+  } finally {
+    training = false;
+  }
+}
+
 onmessage = async ({ data }) => {
   const { id, type } = data;
   try {
     let result;
+    if (type === 'stop') {
+      stopAsked = true;
+      postMessage({ id, result: { stopping: training } });
+      return;
+    }
+    if (training && type !== 'preview') throw new Error('the model is training: wait for it, or stop it');
     if (type === 'load') result = await load(data.backend);
     else if (type === 'preview') {
       await wasm();
@@ -88,6 +113,13 @@ onmessage = async ({ data }) => {
     } else if (type === 'adapter') {
       if (!grounder) throw new Error('the model is still loading');
       grounder.useAdapter(data.name || undefined);
+      result = { adapter: grounder.adapter };
+    } else if (type === 'tune') {
+      if (!grounder) throw new Error('the model is still loading');
+      result = await tune(data);
+    } else if (type === 'loadAdapter') {
+      if (!grounder) throw new Error('the model is still loading');
+      grounder.loadAdapter(data.name, data.zip);
       result = { adapter: grounder.adapter };
     } else throw new Error(`unknown request ${type}`);
     postMessage({ id, result });

@@ -26,7 +26,8 @@ pub struct ImportArgs {
     /// The base bundle the adapter was trained on.
     #[arg(long)]
     base: PathBuf,
-    /// Folder with adapter_config.json and adapter_model.safetensors.
+    /// Folder with adapter_config.json and adapter_model.safetensors, or the same zipped (the
+    /// page's "download the adapter").
     #[arg(long)]
     adapter: PathBuf,
     #[arg(long)]
@@ -62,8 +63,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
 
 pub fn import(a: ImportArgs) -> Result<()> {
     let base = Bundle::read_dir(&a.base)?;
-    let config = read(&a.adapter.join(peft::CONFIG))?;
-    let weights = read(&a.adapter.join(peft::WEIGHTS_FILE))?;
+    let (config, weights) = if a.adapter.is_file() {
+        peft::unzip(&read(&a.adapter)?)?
+    } else {
+        (
+            read(&a.adapter.join(peft::CONFIG))?,
+            read(&a.adapter.join(peft::WEIGHTS_FILE))?,
+        )
+    };
     // Merge once either way: an adapter that does not fit the base is refused here.
     let merged = peft::merge(&base, &config, &weights)?;
     match &a.name {

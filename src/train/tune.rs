@@ -84,6 +84,21 @@ impl Tuner {
         })
     }
 
+    /// Goes on from an adapter an earlier fine-tune of the same config saved (PEFT files) after
+    /// `step` steps: its factors, the schedule and the sampler where it stopped. AdamW's moments
+    /// start again from zero (they are not saved), so the steps after differ a little from an
+    /// unbroken run's.
+    pub fn resume(&mut self, config_json: &[u8], weights: &[u8], step: usize) -> Result<()> {
+        let mut trainee = self
+            .model
+            .take()
+            .ok_or_else(|| Error::Other("a failed step left no model".into()))?;
+        trainee.model = crate::weights::peft::load_into(trainee.model, config_json, weights)?;
+        self.model = Some(trainee);
+        self.step = step;
+        Ok(())
+    }
+
     /// One optimizer step; its loss (the mean over its micro-batches), read back
     /// asynchronously (WebGPU in a browser cannot wait for the device).
     pub async fn step_async(&mut self) -> Result<f32> {

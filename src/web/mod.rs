@@ -14,7 +14,14 @@ use crate::image::{Picture, decode};
 use crate::weights::Bundle;
 use crate::weights::bundle::MANIFEST;
 
+mod adapter;
 mod tune;
+
+/// The PEFT files of the adapter in use when it came from `fineTune` or `loadAdapter`.
+struct Tuned {
+    config: Vec<u8>,
+    weights: Vec<u8>,
+}
 
 thread_local! {
     /// The WebGPU device: `init_async` may run once per page.
@@ -102,8 +109,8 @@ pub struct WebGrounder {
     backend: String,
     /// The bundle it was loaded from: `fineTune` starts from its weights.
     bundle: Bundle,
-    /// The LoRA settings of the adapter `fineTune` trained, while it is in use.
-    tuned: Option<crate::train::config::LoraConfig>,
+    /// The adapter `fineTune` trained or `loadAdapter` loaded, while it is in use.
+    tuned: Option<Tuned>,
 }
 
 #[wasm_bindgen]
@@ -222,8 +229,25 @@ impl WebGrounder {
     /// bundle is not fetched again.
     #[wasm_bindgen(js_name = useAdapter)]
     pub fn use_adapter(&mut self, name: Option<String>) -> Result<(), JsError> {
-        self.tuned = None;
-        self.inner.use_adapter(name.as_deref()).map_err(js_err)
+        let own = |a: &String| self.inner.adapters().contains(a);
+        let foreign = self.inner.adapter.as_ref().is_some_and(|a| !own(a));
+        if self.tuned.take().is_some() || foreign {
+            // A fine-tune's weights (LoRA factors or a merged adapter): the bundle's again.
+            self.rebuild().map_err(js_err)?;
+        }
+        if name.is_some() || self.inner.adapter.is_some() {
+            self.inner.use_adapter(name.as_deref()).map_err(js_err)?;
+        }
+        // The bundle's calibration describes its own weights and adapters again.
+        self.inner.calibration = self.bundle.calibration().map_err(js_err)?;
+        Ok(())
+    }
+
+    /// The model as the bundle loads it (its base weights, its calibration).
+    fn rebuild(&mut self) -> crate::error::Result<()> {
+        let device = self.inner.device.clone();
+        self.inner = Grounder::from_bundle(&self.bundle, &device)?;
+        Ok(())
     }
 
     async fn answer(&self, picture: &Picture, phrase: &str) -> Result<JsValue, JsError> {

@@ -53,11 +53,11 @@ async function run(webgpu) {
     await page.waitForFunction(() => document.getElementById('error').textContent.includes('not an image'));
 
     await page.click('button[data-sample="samples/chest_rg1.dcm"]');
-    await page.waitForSelector('canvas[data-image="chest_rg1.dcm"]');
+    await page.waitForSelector('#view[data-image="chest_rg1.dcm"]');
     await page.fill('#phrase', native.phrase);
     await page.click('#go');
-    await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
-    const answer = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+    await page.waitForSelector('#view[data-answer]', { timeout: 300_000 });
+    const answer = JSON.parse(await page.getAttribute('#view', 'data-answer'));
     assert.equal(answer.backend, backend);
     assert.ok(iou(answer.box, native.box) >= 0.98, `${JSON.stringify(answer.box)} vs native ${JSON.stringify(native.box)}`);
     await page.screenshot({ path: `${SHOTS}/page-${backend}.png`, fullPage: true });
@@ -79,32 +79,32 @@ async function controls(page) {
   await page.fill('#phrase', 'the right lung; the left lung; the heart');
   await page.click('#go');
   await page.waitForFunction(() => (JSON.parse(document.getElementById('view').dataset.answers || '[]')).length === 3, null, { timeout: 300_000 });
-  const answers = JSON.parse(await page.getAttribute('canvas', 'data-answers'));
+  const answers = JSON.parse(await page.getAttribute('#view', 'data-answers'));
   assert.deepEqual(answers.map((a) => a.phrase), ['the right lung', 'the left lung', 'the heart']);
   assert.equal(new Set(answers.map((a) => a.colour)).size, 3);
   const items = await page.$$eval('#legend li', (li) => li.map((l) => l.textContent));
   assert.equal(items.length, 3);
   assert.match(items[2], /^the heart: /);
-  assert.match(await page.getAttribute('canvas', 'aria-label'), /3 boxes: the right lung at x/);
+  assert.match(await page.getAttribute('#view', 'aria-label'), /3 boxes: the right lung at x/);
   const sum = () => page.evaluate(() => {
     const c = document.getElementById('view');
     return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v) => s + v, 0);
   });
   // The film opened under its automatic window, narrower than the file's own (the sample's
   // VOI window is wider than its pixels' range).
-  const auto = await page.getAttribute('canvas', 'data-window');
+  const auto = await page.getAttribute('#view', 'data-window');
   assert.ok(+auto.split(',')[0] < 256, `auto window ${auto}`);
   const opened = await sum();
   await page.screenshot({ path: `${SHOTS}/page-controls.png`, fullPage: true });
   await page.click('button[data-wl="256,128"]');
-  assert.equal(await page.getAttribute('canvas', 'data-window'), '256,128');
+  assert.equal(await page.getAttribute('#view', 'data-window'), '256,128');
   const asRead = await sum();
   assert.notEqual(asRead, opened, 'the auto window left the pixels as they were');
   await page.click('button[data-wl="200,100"]');
-  assert.equal(await page.getAttribute('canvas', 'data-window'), '200,100');
+  assert.equal(await page.getAttribute('#view', 'data-window'), '200,100');
   assert.notEqual(await sum(), asRead, 'the lungs preset left the pixels as they were');
   await page.click('#auto-wl');
-  assert.equal(await page.getAttribute('canvas', 'data-window'), auto);
+  assert.equal(await page.getAttribute('#view', 'data-window'), auto);
   assert.equal(await sum(), opened);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
   const png = await readFile(await download.path());
@@ -120,11 +120,11 @@ async function controls(page) {
 async function outside(page) {
   const photo = await readFile(new URL('../fixtures/ood/photos/astronaut.png', import.meta.url));
   await page.setInputFiles('#file', { name: 'astronaut.png', mimeType: 'image/png', buffer: photo });
-  await page.waitForSelector('canvas[data-image="astronaut.png"]');
+  await page.waitForSelector('#view[data-image="astronaut.png"]');
   await page.fill('#phrase', 'the heart');
   await page.click('#go');
-  await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
-  const a = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+  await page.waitForSelector('#view[data-answer]', { timeout: 300_000 });
+  const a = JSON.parse(await page.getAttribute('#view', 'data-answer'));
   assert.equal(a.inDistribution, false, `oodScore ${a.oodScore}, threshold ${a.oodThreshold}`);
   const item = await page.textContent('#legend li');
   assert.match(item, /not a chest film/);
@@ -135,11 +135,11 @@ async function outside(page) {
   const index = JSON.parse(await readFile(`${ref}/index.json`, 'utf8'));
   const j2k = await readFile(index.find((e) => e.name === 'RG1_J2KI.dcm').file);
   await page.setInputFiles('#file', { name: 'RG1_J2KI.dcm', mimeType: 'application/dicom', buffer: j2k });
-  await page.waitForSelector('canvas[data-image="RG1_J2KI.dcm"]', { timeout: 120_000 });
+  await page.waitForSelector('#view[data-image="RG1_J2KI.dcm"]', { timeout: 120_000 });
   await page.fill('#phrase', 'the heart');
   await page.click('#go');
-  await page.waitForSelector('canvas[data-answer]', { timeout: 300_000 });
-  const b = JSON.parse(await page.getAttribute('canvas', 'data-answer'));
+  await page.waitForSelector('#view[data-answer]', { timeout: 300_000 });
+  const b = JSON.parse(await page.getAttribute('#view', 'data-answer'));
   assert.notEqual(b.inDistribution, false, `oodScore ${b.oodScore}`);
   await page.screenshot({ path: `${SHOTS}/page-j2k.png`, fullPage: true });
 }

@@ -55,8 +55,55 @@ test('fineTune logs the native trainer\'s losses and answers with the adapter', 
     '--model', join(dir, 'merged')], { encoding: 'utf8' }));
   assert.equal(merged.text, after.text);
   assert.ok(Math.abs(merged.probability - after.probability) < 1e-3, `${merged.probability} vs ${after.probability}`);
-  await g.useAdapter(null).catch(() => {});
+  // Zipped (the page's download): import-peft reads the zip itself.
+  const zip = await g.exportAdapter({ zip: true });
+  await writeFile(join(dir, 'adapter.zip'), zip);
+  execFileSync(cli, ['import-peft', '--base', bundle, '--adapter', join(dir, 'adapter.zip'), '--out', join(dir, 'from-zip')], { stdio: 'ignore' });
+  const fromZip = JSON.parse(execFileSync(cli, ['ground', '--image', join(films, rows[0].image), '--phrase', rows[0].phrase,
+    '--model', join(dir, 'from-zip')], { encoding: 'utf8' }));
+  assert.deepEqual(fromZip.box, merged.box);
+  await g.useAdapter(null);
+  assert.equal(g.adapter, undefined);
+  const back = await g.ground(set[0].image, set[0].phrase);
+  assert.equal(back.calibrated, true); // the bundle's own weights and calibration again
+  assert.equal(back.probability, before.probability);
   await assert.rejects(g.exportAdapter(), /call fineTune first/);
+});
+
+test('fineTune reports validation IoU, saves the adapter, resumes from a save; loadAdapter answers as the tuned model', { skip }, async () => {
+  const native = JSON.parse(await readFile(process.env.MEDGROUND_TUNE_NATIVE, 'utf8'));
+  const bundle = process.env.MEDGROUND_BUNDLE ?? 'assets/demo';
+  const set = await examples();
+  const opts = { steps: 4, batch: 4, warmupSteps: 2, seed: 0 };
+  const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  const seen = [];
+  const out = await g.fineTune(set, { ...opts, validation: set.slice(0, 2), validateEvery: 2, saveEvery: 2, onProgress: (p) => { seen.push(p); } });
+  assert.deepEqual(seen.map((p) => p.step), [0, 1, 2, 3, 4]);
+  assert.deepEqual(seen.map((p) => p.valIoU !== undefined), [true, false, true, false, true]);
+  assert.deepEqual(seen.map((p) => p.adapter instanceof Uint8Array), [false, false, true, false, true]);
+  assert.deepEqual(out.valIoU.map(([s]) => s), [0, 2, 4]);
+  for (const [, iou] of out.valIoU) assert.ok(iou >= 0 && iou <= 1, `IoU ${iou}`);
+  out.losses.forEach((l, i) => assert.ok(Math.abs(l - native[i]) < 1e-4, `step ${i}: ${l} vs ${native[i]}`));
+
+  // A reload after step 2: a new grounder goes on from the save. The loss of step 3 is taken
+  // before its update, on the saved weights: the unbroken run's to 1e-4.
+  const h = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  const resumed = await h.fineTune(set, { ...opts, resume: { adapter: seen[2].adapter, step: 2 } });
+  assert.equal(resumed.losses.length, 2);
+  assert.ok(Math.abs(resumed.losses[0] - native[2]) < 1e-4, `resumed step 3: ${resumed.losses[0]} vs ${native[2]}`);
+  await assert.rejects(h.fineTune(set, { ...opts, resume: { adapter: seen[2].adapter, step: 4 } }), /only 4 steps/);
+  await assert.rejects(h.fineTune(set, { ...opts, rank: 8, resume: { adapter: seen[2].adapter, step: 2 } }), /rank/);
+  await assert.rejects(h.fineTune(set, { ...opts, resume: { adapter: new Uint8Array([80, 75, 3, 4]), step: 2 } }), /zip/);
+
+  // The final save, loaded into a fresh grounder: the tuned model's answer.
+  const k = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  await k.loadAdapter('mine', seen[4].adapter);
+  assert.equal(k.adapter, 'mine');
+  const [a, b] = [await g.ground(set[1].image, set[1].phrase), await k.ground(set[1].image, set[1].phrase)];
+  assert.equal(b.text, a.text);
+  assert.equal(b.calibrated, false);
+  assert.deepEqual(await k.exportAdapter({ zip: true }), seen[4].adapter);
+  await assert.rejects(k.loadAdapter('bad', new Uint8Array([1, 2, 3])), /zip/);
 });
 
 test('fineTune refuses bad examples and options with clear errors', { skip }, async () => {

@@ -4,18 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use burn::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{Bundle, WEIGHTS};
 use super::raw::{read_f32, write_as};
 use crate::error::{Error, Result};
-use crate::model::Idefics3;
+
+mod model;
+mod zip;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use model::export;
+pub use model::{export_async, load_into};
+pub use zip::{unzip, zip};
 
 pub const CONFIG: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
-const PREFIX: &str = "base_model.model.";
+pub(crate) const PREFIX: &str = "base_model.model.";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterConfig {
@@ -62,7 +68,7 @@ pub enum TargetModules {
 
 impl AdapterConfig {
     /// The factor of `B @ A` in the merge, after refusing the variants this merge cannot do.
-    fn scale(&self) -> Result<f32> {
+    pub(crate) fn scale(&self) -> Result<f32> {
         let refuse = |what: &str| {
             Err(Error::Weights(format!(
                 "{CONFIG}: {what} is not supported (plain LoRA, or rank-stabilised, only)"
@@ -89,136 +95,6 @@ impl AdapterConfig {
         let r = self.r as f64;
         Ok((self.lora_alpha / if self.use_rslora { r.sqrt() } else { r }) as f32)
     }
-}
-
-/// A 2-D f32 matrix in row-major order.
-struct Matrix {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
-}
-
-async fn to_matrix(t: Tensor<2>) -> Result<Matrix> {
-    let [rows, cols] = t.dims();
-    let data = t
-        .into_data_async()
-        .await
-        .map_err(|e| Error::Weights(format!("{e:?}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| Error::Weights(format!("{e:?}")))?;
-    Ok(Matrix { rows, cols, data })
-}
-
-fn bytes_of(m: &Matrix) -> Vec<u8> {
-    m.data.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Blocking form of [`export_async`] for native callers.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn export(
-    model: &Idefics3,
-    rank: usize,
-    alpha: f64,
-    connector: bool,
-) -> Result<(String, Vec<u8>)> {
-    pollster::block_on(export_async(model, rank, alpha, connector))
-}
-
-/// The adapter of a trained model: every text-model Linear that carries LoRA factors, and the
-/// connector when it was trained (`modules_to_save`). Read back asynchronously, as WebGPU in a
-/// browser needs.
-pub async fn export_async(
-    model: &Idefics3,
-    rank: usize,
-    alpha: f64,
-    connector: bool,
-) -> Result<(String, Vec<u8>)> {
-    let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-    let mut targets = std::collections::BTreeSet::new();
-    for (i, layer) in model.model.text_model.layers.iter().enumerate() {
-        let a = &layer.self_attn;
-        let m = &layer.mlp;
-        let linears = [
-            ("self_attn.q_proj", &a.q_proj),
-            ("self_attn.k_proj", &a.k_proj),
-            ("self_attn.v_proj", &a.v_proj),
-            ("self_attn.o_proj", &a.o_proj),
-            ("mlp.gate_proj", &m.gate_proj),
-            ("mlp.up_proj", &m.up_proj),
-            ("mlp.down_proj", &m.down_proj),
-        ];
-        for (name, linear) in linears {
-            let Some(adapter) = linear.weight.adapter() else {
-                continue;
-            };
-            // Burn: delta = a [in, r] @ b [r, out]; PEFT: lora_A [r, in], lora_B [out, r].
-            let a_t = to_matrix(adapter.a.val().transpose()).await?;
-            let b_t = to_matrix(adapter.b.val().transpose()).await?;
-            let key = format!("{PREFIX}model.text_model.layers.{i}.{name}");
-            tensors.insert(
-                format!("{key}.lora_A.weight"),
-                (vec![a_t.rows, a_t.cols], bytes_of(&a_t)),
-            );
-            tensors.insert(
-                format!("{key}.lora_B.weight"),
-                (vec![b_t.rows, b_t.cols], bytes_of(&b_t)),
-            );
-            targets.insert(name.replace('.', r"\."));
-        }
-    }
-    if connector {
-        let w = to_matrix(
-            model
-                .model
-                .connector
-                .modality_projection
-                .proj
-                .weight
-                .val()
-                .transpose(),
-        )
-        .await?;
-        tensors.insert(
-            format!("{PREFIX}model.connector.modality_projection.proj.weight"),
-            (vec![w.rows, w.cols], bytes_of(&w)),
-        );
-    }
-    let config = AdapterConfig {
-        peft_type: "LORA".into(),
-        r: rank,
-        lora_alpha: alpha,
-        lora_dropout: 0.0,
-        // The text model's Linears alone (names would also catch the vision tower's q/k/v_proj).
-        target_modules: TargetModules::Pattern(format!(
-            r"model\.text_model\.layers\.[0-9]+\.({})",
-            targets.into_iter().collect::<Vec<_>>().join("|")
-        )),
-        modules_to_save: connector.then(|| vec!["modality_projection".to_string()]),
-        bias: "none".into(),
-        base_model_name_or_path: None,
-        task_type: None,
-        use_rslora: false,
-        use_dora: false,
-        fan_in_fan_out: false,
-        lora_bias: false,
-        rank_pattern: BTreeMap::new(),
-        alpha_pattern: BTreeMap::new(),
-    };
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(k, (shape, data))| {
-            (
-                k.clone(),
-                TensorView::new(StDtype::F32, shape.clone(), data).expect("consistent view"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))?;
-    Ok((
-        serde_json::to_string_pretty(&config).expect("config serialises"),
-        bytes,
-    ))
 }
 
 /// Merges a PEFT adapter into a bundle's HF-layout weights and returns the new bundle.

@@ -1,0 +1,63 @@
+//! A fine-tuned adapter in and out of the page: `exportAdapter` gives the one `fineTune` trained
+//! (or `loadAdapter` loaded) as an HF PEFT folder, its two files or zipped; `loadAdapter` answers
+//! with an adapter kept from an earlier visit (the page keeps them in IndexedDB).
+
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use super::{Tuned, WebGrounder, js_err};
+use crate::weights::{bundle, peft};
+
+#[derive(Deserialize, Default)]
+struct ExportOptions {
+    /// One zip file instead of the folder's two files.
+    #[serde(default)]
+    zip: bool,
+}
+
+#[wasm_bindgen]
+impl WebGrounder {
+    /// The adapter `fineTune` trained or `loadAdapter` loaded, as an HF PEFT adapter folder
+    /// (`adapter_config.json`, `adapter_model.safetensors`: what `import-peft` and Python's PEFT
+    /// load) by file name, or with `{ zip: true }` that folder zipped (one `Uint8Array`).
+    #[wasm_bindgen(js_name = exportAdapter)]
+    pub fn export_adapter(&self, options: JsValue) -> Result<JsValue, JsError> {
+        let options: ExportOptions = if options.is_undefined() || options.is_null() {
+            ExportOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(js_err)?
+        };
+        let Tuned { config, weights } = self
+            .tuned
+            .as_ref()
+            .ok_or_else(|| JsError::new("no fine-tuned adapter in use: call fineTune first"))?;
+        if options.zip {
+            let zip = peft::zip(config, weights).map_err(js_err)?;
+            return Ok(js_sys::Uint8Array::from(&zip[..]).into());
+        }
+        let out = js_sys::Object::new();
+        for (name, bytes) in [(peft::CONFIG, config), (peft::WEIGHTS_FILE, weights)] {
+            js_sys::Reflect::set(&out, &name.into(), &js_sys::Uint8Array::from(&bytes[..]))
+                .map_err(|_| js_err("result"))?;
+        }
+        Ok(out.into())
+    }
+
+    /// Answers with a PEFT adapter (a zip as `exportAdapter({ zip: true })` gives it) merged
+    /// into the bundle's base weights, named `name`; uncalibrated, as after `fineTune`.
+    #[wasm_bindgen(js_name = loadAdapter)]
+    pub fn load_adapter(&mut self, name: String, zip: js_sys::Uint8Array) -> Result<(), JsError> {
+        let (config, weights) = peft::unzip(&zip.to_vec()).map_err(js_err)?;
+        let merged = peft::merge(&self.bundle, &config, &weights).map_err(js_err)?;
+        self.rebuild().map_err(js_err)?;
+        crate::weights::safetensors::load(
+            &mut self.inner.model,
+            merged.file(bundle::WEIGHTS).to_vec(),
+        )
+        .map_err(js_err)?;
+        self.inner.calibration = None;
+        self.inner.adapter = Some(name);
+        self.tuned = Some(Tuned { config, weights });
+        Ok(())
+    }
+}
