@@ -84,8 +84,13 @@ $mg ground --image tests/fixtures/structure/tall.png --phrase "$phrase" --model 
 rm -rf target/tune-films target/tune-run
 $mg data synth --n 6 --out target/tune-films --split val --seed 3 --upright >/dev/null
 $mg train --config tests/fixtures/tune.toml --eval target/tune-films/val.jsonl >/dev/null 2>&1
-awk -F, 'NR > 1 { printf "%s%s", (NR > 2 ? "," : "["), $2 } END { print "]" }' \
-  target/tune-run/log.csv > target/tune-native.json
+losses() { awk -F, 'NR > 1 { printf "%s%s", (NR > 2 ? "," : "["), $2 } END { print "]" }' "$1"; }
+losses target/tune-run/log.csv > target/tune-native.json
+# The same run on wgpu (lavapipe): what chromium's WebGPU is held to (a GPU backend's rounding).
+rm -rf target/tune-run-wgpu
+$mg train --config tests/fixtures/tune.toml --device wgpu --out target/tune-run-wgpu \
+  --eval target/tune-films/val.jsonl >/dev/null 2>&1
+losses target/tune-run-wgpu/log.csv > target/tune-native-wgpu.json
 MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json \
   MEDGROUND_TUNE_FILMS=target/tune-films MEDGROUND_TUNE_NATIVE=target/tune-native.json \
   MEDGROUND_ADAPTERS=target/adapter-bundle MEDGROUND_ADAPTERS_NATIVE=target/adapters.json \
@@ -99,6 +104,6 @@ step "the npm package in a bundler: pkg/examples/vite built by Vite"
 step "the page and the Vite example in headless chromium (WebGPU through SwiftShader, CPU fallback)"
 (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
 DIST=dist VITE_DIST=pkg/examples/vite/dist NATIVE=target/native.json SHOTS=target/browser MEDGROUND_CLI=$mg \
-  TUNE_FILMS=target/tune-films TUNE_NATIVE=target/tune-native.json \
+  TUNE_FILMS=target/tune-films TUNE_NATIVE=target/tune-native.json TUNE_NATIVE_WGPU=target/tune-native-wgpu.json \
   ADAPTERS=target/adapter-bundle ADAPTERS_NATIVE=target/adapters.json \
   STRUCTURE=target/structure-bundle STRUCTURE_NATIVE=target/structure.json node --test tests/browser/
