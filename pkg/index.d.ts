@@ -88,6 +88,8 @@ export interface TuneExample {
 }
 
 export interface TuneOptions {
+  /** The adapter's name ("fine-tuned"): listed in `adapters`, `useAdapter(name)` comes back to it. */
+  name?: string;
   steps?: number;
   batch?: number;
   lr?: number;

@@ -199,7 +199,8 @@ export class Grounder {
    * Trains a LoRA adapter on `examples` and answers with it from then on: each example is
    * { image, phrase, box: [x1, y1, x2, y2] } with the image as encoded PNG, JPEG or DICOM bytes,
    * an ImageData or an ImageBitmap, and the box in its pixels. The same steps as the native
-   * `medground train` (stage 2 preset). options: steps (100), batch (4), lr (0.001), rank (16),
+   * `medground train` (stage 2 preset), kept under options.name ("fine-tuned") for `useAdapter`.
+   * options: steps (100), batch (4), lr (0.001), rank (16),
    * alpha (32), warmupSteps, seed (0); validation (examples held out: their mean IoU is
    * reported), validateEvery (steps / 10), saveEvery (0: never; else the adapter as a zip in
    * the progress, for `resume`), resume ({ adapter, step }: go on from a saved adapter);

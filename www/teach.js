@@ -223,7 +223,7 @@ export function teach(page) {
       const resume = saved?.adapter ? { adapter: saved.adapter, step: saved.step } : undefined;
       const out = await page.ask('tune', {
         examples: train,
-        options: { ...options, ...(validation.length ? { validation } : {}), ...(resume ? { resume } : {}) },
+        options: { ...options, name, ...(validation.length ? { validation } : {}), ...(resume ? { resume } : {}) },
       });
       last = { name, zip: out.adapter };
       await kept.put({ name, zip: out.adapter, steps: out.steps, valIoU: out.valIoU, date: new Date().toISOString() });

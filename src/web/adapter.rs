@@ -44,11 +44,19 @@ impl WebGrounder {
     }
 
     /// Answers with a PEFT adapter (a zip as `exportAdapter({ zip: true })` gives it) merged
-    /// into the bundle's base weights, named `name`; uncalibrated, as after `fineTune`.
+    /// into the bundle's base weights, named `name` (then listed in `adapters`); uncalibrated,
+    /// as after `fineTune`.
     #[wasm_bindgen(js_name = loadAdapter)]
     pub fn load_adapter(&mut self, name: String, zip: js_sys::Uint8Array) -> Result<(), JsError> {
         let (config, weights) = peft::unzip(&zip.to_vec()).map_err(js_err)?;
-        let merged = peft::merge(&self.bundle, &config, &weights).map_err(js_err)?;
+        self.use_tuned(name, Tuned { config, weights })
+    }
+}
+
+impl WebGrounder {
+    /// Answers with `tuned` merged into the base weights, kept under `name`.
+    pub(super) fn use_tuned(&mut self, name: String, tuned: Tuned) -> Result<(), JsError> {
+        let merged = peft::merge(&self.bundle, &tuned.config, &tuned.weights).map_err(js_err)?;
         self.rebuild().map_err(js_err)?;
         crate::weights::safetensors::load(
             &mut self.inner.model,
@@ -56,8 +64,9 @@ impl WebGrounder {
         )
         .map_err(js_err)?;
         self.inner.calibration = None;
-        self.inner.adapter = Some(name);
-        self.tuned = Some(Tuned { config, weights });
+        self.inner.adapter = Some(name.clone());
+        self.trained.insert(name, tuned.clone());
+        self.tuned = Some(tuned);
         Ok(())
     }
 }

@@ -17,7 +17,8 @@ use crate::weights::bundle::MANIFEST;
 mod adapter;
 mod tune;
 
-/// The PEFT files of the adapter in use when it came from `fineTune` or `loadAdapter`.
+/// The PEFT files of an adapter from `fineTune` or `loadAdapter`.
+#[derive(Clone)]
 struct Tuned {
     config: Vec<u8>,
     weights: Vec<u8>,
@@ -111,6 +112,9 @@ pub struct WebGrounder {
     bundle: Bundle,
     /// The adapter `fineTune` trained or `loadAdapter` loaded, while it is in use.
     tuned: Option<Tuned>,
+    /// Every adapter `fineTune` trained or `loadAdapter` loaded in this session, by name:
+    /// `useAdapter` switches to them as to the bundle's own.
+    trained: BTreeMap<String, Tuned>,
 }
 
 #[wasm_bindgen]
@@ -162,6 +166,7 @@ impl WebGrounder {
             backend,
             bundle,
             tuned: None,
+            trained: BTreeMap::new(),
         };
         if !options.no_warmup {
             // Compiles the shaders now, so the first real query does not pay for it.
@@ -216,7 +221,9 @@ impl WebGrounder {
     /// The adapters the bundle holds beside its base weights (`adapters/NAME/`).
     #[wasm_bindgen(getter)]
     pub fn adapters(&self) -> Vec<String> {
-        self.inner.adapters()
+        let mut names = self.inner.adapters();
+        names.extend(self.trained.keys().cloned());
+        names
     }
 
     /// The adapter in use (undefined: the base weights).
@@ -229,6 +236,9 @@ impl WebGrounder {
     /// bundle is not fetched again.
     #[wasm_bindgen(js_name = useAdapter)]
     pub fn use_adapter(&mut self, name: Option<String>) -> Result<(), JsError> {
+        if let Some(t) = name.as_ref().and_then(|n| self.trained.get(n)).cloned() {
+            return self.use_tuned(name.unwrap_or_default(), t);
+        }
         let own = |a: &String| self.inner.adapters().contains(a);
         let foreign = self.inner.adapter.as_ref().is_some_and(|a| !own(a));
         if self.tuned.take().is_some() || foreign {

@@ -22,7 +22,8 @@ use crate::weights::peft;
 const MAX_PARAMS: usize = 40_000_000;
 
 /// The options `fineTune` reads (besides the JS wrapper's onProgress and signal).
-const OPTIONS: [&str; 11] = [
+const OPTIONS: [&str; 12] = [
+    "name",
     "steps",
     "rank",
     "alpha",
@@ -39,6 +40,7 @@ const OPTIONS: [&str; 11] = [
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct TuneOptions {
+    name: Option<String>,
     steps: Option<usize>,
     rank: Option<usize>,
     alpha: Option<f64>,
@@ -204,6 +206,12 @@ impl WebGrounder {
                 MAX_PARAMS / 1_000_000
             )));
         }
+        let name = options.name.clone().unwrap_or_else(|| "fine-tuned".into());
+        if self.inner.adapters().contains(&name) {
+            return Err(JsError::new(&format!(
+                "the bundle has an adapter named {name:?}: choose another name"
+            )));
+        }
         let cfg = config(&options)?;
         let records = examples
             .iter()
@@ -230,7 +238,7 @@ impl WebGrounder {
         }
         // From here on the grounder answers with the adapter being trained.
         self.inner.calibration = None;
-        self.inner.adapter = Some("fine-tuned".into());
+        self.inner.adapter = Some(name.clone());
         self.tuned = None;
         let mut losses = Vec::with_capacity(steps);
         let mut curve: Vec<(usize, f32)> = Vec::new();
@@ -277,7 +285,9 @@ impl WebGrounder {
         }
         self.inner.model = tuner.model().map_err(js_err)?;
         let (config, weights) = Self::adapter_of(&tuner, &lora).await?;
-        self.tuned = Some(Tuned { config, weights });
+        let tuned = Tuned { config, weights };
+        self.trained.insert(name, tuned.clone());
+        self.tuned = Some(tuned);
         let list: js_sys::Array = losses.iter().map(|&l| JsValue::from(l)).collect();
         let points: js_sys::Array = curve
             .iter()

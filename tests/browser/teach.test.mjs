@@ -130,6 +130,17 @@ test('Teach: train on labelled films in the page, resume after a reload, downloa
     execFileSync(CLI, ['import-peft', '--base', 'assets/demo', '--adapter', zip, '--out', join(dir, 'merged')], { stdio: 'ignore' });
     const native = JSON.parse(execFileSync(CLI, ['ground', '--image', film.file, '--phrase', film.phrase, '--model', join(dir, 'merged')], { encoding: 'utf8' }));
     assert.ok(iou(answer.box, native.box) >= 0.98, `page ${answer.box}, native ${native.box}`);
+    // Stop: a longer run ends after the step in progress, its adapter kept.
+    await page.fill('#steps', '100');
+    await page.fill('#tune-name', 'stopped');
+    await page.click('#train');
+    await page.waitForFunction(() => +document.getElementById('teach').dataset.step >= 2, null, { timeout: 300_000 });
+    await page.click('#stop');
+    await page.waitForSelector('#teach[data-state="stopped"]', { timeout: 300_000 });
+    const stoppedAt = +(await page.getAttribute('#teach', 'data-step'));
+    assert.ok(stoppedAt >= 2 && stoppedAt < 100, `stopped at ${stoppedAt}`);
+    const names = await page.$$eval('#adapter option', (o) => o.map((x) => x.textContent));
+    assert.ok(names.some((t) => t.startsWith(`stopped (trained here, ${stoppedAt} steps)`)), names.join(' | '));
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

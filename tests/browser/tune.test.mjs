@@ -41,12 +41,25 @@ for (const backend of ['webgpu', 'cpu']) {
         const out = await g.fineTune(examples, { steps: 4, batch: 4, warmupSteps: 2, seed: 0, onProgress: ({ step }) => step < last });
         const msPerStep = (performance.now() - start) / out.steps;
         const answer = await g.ground(examples[0].image, examples[0].phrase);
-        return { backend: g.backend, losses: out.losses, msPerStep, calibrated: answer.calibrated, adapter: g.adapter };
+        let pictures = null;
+        if (backend === 'cpu') {
+          // Examples given as an ImageBitmap and an ImageData train as their encoded bytes do.
+          const bitmap = await createImageBitmap(new Blob([examples[0].image]));
+          const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+          canvas.getContext('2d').drawImage(bitmap, 0, 0);
+          const data = canvas.getContext('2d').getImageData(0, 0, bitmap.width, bitmap.height);
+          const one = { steps: 1, batch: 2, seed: 0 };
+          const asBytes = await g.fineTune(examples.slice(0, 2), one);
+          const asPictures = await g.fineTune([{ ...examples[0], image: bitmap }, { ...examples[1], image: data }], one);
+          pictures = [asBytes.losses[0], asPictures.losses[0]];
+        }
+        return { backend: g.backend, losses: out.losses, msPerStep, calibrated: answer.calibrated, adapter: g.adapter, pictures };
       }, { films: FILMS, backend });
       console.log(`fineTune in chromium (${got.backend}): ${got.msPerStep.toFixed(0)} ms a step, losses ${got.losses.map((l) => l.toFixed(5)).join(' ')}`);
       assert.equal(got.backend, backend);
       assert.equal(got.adapter, 'fine-tuned');
       assert.equal(got.calibrated, false);
+      if (got.pictures) assert.ok(Math.abs(got.pictures[0] - got.pictures[1]) < 1e-4, `bytes ${got.pictures[0]}, ImageBitmap / ImageData ${got.pictures[1]}`);
       const want = native[backend];
       assert.equal(got.losses.length, backend === 'webgpu' ? 2 : want.length);
       const tol = backend === 'cpu' ? 1e-4 : 1e-3;

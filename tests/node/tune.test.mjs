@@ -103,6 +103,16 @@ test('fineTune reports validation IoU, saves the adapter, resumes from a save; l
   assert.equal(b.text, a.text);
   assert.equal(b.calibrated, false);
   assert.deepEqual(await k.exportAdapter({ zip: true }), seen[4].adapter);
+  // Adapters trained or loaded in this session are listed, and useAdapter comes back to them.
+  await g.fineTune(set.slice(0, 2), { steps: 1, batch: 2, name: 'short' });
+  assert.deepEqual(g.adapters, ['fine-tuned', 'short']);
+  await g.useAdapter('fine-tuned');
+  assert.equal((await g.ground(set[1].image, set[1].phrase)).text, a.text);
+  await g.useAdapter(null);
+  assert.equal((await g.ground(set[1].image, set[1].phrase)).calibrated, true);
+  await g.useAdapter('short');
+  assert.equal(g.adapter, 'short');
+  assert.deepEqual(k.adapters, ['mine']);
   await assert.rejects(k.loadAdapter('bad', new Uint8Array([1, 2, 3])), /zip/);
 });
 
