@@ -29,6 +29,12 @@ export interface Grounding {
    * unusual for the model, and its confidence was measured on films nearer the training ones.
    */
   oodTypical: number | null;
+  /**
+   * For the anatomy structures whose confidence reads it (each lung, the heart, the trachea,
+   * each hemidiaphragm): the mean IoU of the boxes found on six shifted views of the image
+   * (a margin cut from each side, a zoom in, a zoom out) with this box; null otherwise.
+   */
+  agreement: number | null;
   ms: number;
   backend: 'webgpu' | 'cpu';
 }

@@ -9,7 +9,9 @@ use crate::error::Result;
 use crate::grounder::Grounder;
 use crate::protocol::GridBox;
 use crate::protocol::answer::PixelBox;
+use crate::protocol::calibration::is_anatomy;
 use crate::protocol::metrics::{Scores, Summary};
+use crate::protocol::structures::structure_of;
 
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -23,6 +25,8 @@ pub struct Prediction {
     pub probability: f32,
     /// The film's out-of-distribution score, where the bundle holds the model.
     pub ood: Option<f32>,
+    /// For a structure with a curve of its own, how well its boxes on shifted views agree.
+    pub agreement: Option<f32>,
 }
 
 pub struct Evaluation {
@@ -46,10 +50,20 @@ pub enum Films {
     Other,
 }
 
+/// For which answers `evaluate` measures the agreement of the boxes on shifted views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// Where the bundle's calibration reads it (what `ground` reports).
+    Needed,
+    /// For every anatomy phrase of a structure with a curve (what `calibrate` fits).
+    Structures,
+}
+
 pub fn evaluate(
     g: &Grounder,
     records: &[Record],
     films: Films,
+    agreement: Agreement,
     mut progress: impl FnMut(usize),
 ) -> Result<Evaluation> {
     let mut scores = Scores::default();
@@ -75,6 +89,20 @@ pub fn evaluate(
                 (None, 0.0)
             }
         };
+        let wanted = match agreement {
+            Agreement::Structures => structure_of(&r.phrase).is_some() && is_anatomy(&r.phrase),
+            Agreement::Needed => g
+                .calibration
+                .as_ref()
+                .is_some_and(|c| c.needs_agreement(&r.phrase)),
+        };
+        let agreement = match GridBox::parse(&text) {
+            Ok(grid) if wanted => {
+                let own = grid.to_pixels(picture.width, picture.height);
+                Some(g.agreement(&picture, &r.phrase, &own)?)
+            }
+            _ => None,
+        };
         predictions.push(Prediction {
             record: i,
             film,
@@ -83,6 +111,7 @@ pub fn evaluate(
             iou,
             probability,
             ood,
+            agreement,
         });
         progress(i + 1);
     }

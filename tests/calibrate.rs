@@ -1,6 +1,7 @@
 //! `calibrate` end to end on the shipped demo with small sets: the findings and anatomy
-//! curves, the out-of-distribution model, and a curve per anatomy structure by how unusual the
-//! film is, which `ground` then states as the confidence for that structure.
+//! curves, the out-of-distribution model, and a curve per anatomy structure by how well its
+//! boxes agree on shifted views and how unusual the film is, which `ground` then states as the
+//! confidence for that structure.
 
 mod shell;
 use shell::{answer, fixture, ground, medground};
@@ -59,21 +60,41 @@ fn calibrate_fits_a_curve_per_structure_that_ground_states() {
     for name in ["heart", "trachea", "left hemidiaphragm", "right lung"] {
         assert!(names.contains(&name), "{names:?}");
     }
+    // Each curve runs along `w0 * agreement + w1 * -ln(score)`, weights at least 0 summing to 1.
+    let index = |s: &serde_json::Value, agreement: f64, score: f64| {
+        let w = s["weights"].as_array().unwrap();
+        let (w0, w1) = (w[0].as_f64().unwrap(), w[1].as_f64().unwrap());
+        assert!(
+            w0 >= 0.0 && w1 >= 0.0 && (w0 + w1 - 1.0).abs() < 1e-9,
+            "{s}"
+        );
+        w0 * agreement - w1 * score.ln()
+    };
     for s in structures {
         assert_eq!(s["n"], 60, "{s}");
         let points = s["points"].as_array().unwrap();
-        // Rising in -ln(score): the chance falls as the film gets more unusual, short of 1.
-        let (typical, unusual) = (through(points, 0.0), through(points, -(6.0f64).ln()));
+        // Rising along the index: the chance falls as the views disagree and the film gets
+        // more unusual, short of 1.
+        let typical = through(points, index(s, 0.95, 1.0));
+        let unusual = through(points, index(s, 0.5, 6.0));
         assert!(unusual <= typical && typical < 1.0 && unusual > 0.0, "{s}");
     }
-    // `ground` states the heart's curve at the film's score.
-    let a = answer(&ground(&fixture("chest_rg1.dcm"), "the heart", out.path()));
-    let heart = structures.iter().find(|s| s["name"] == "heart").unwrap();
-    let score = a["oodScore"].as_f64().unwrap();
-    let expected = through(heart["points"].as_array().unwrap(), -score.ln());
-    let stated = a["confidence"].as_f64().unwrap();
-    assert!(
-        (stated - expected).abs() < 1e-5,
-        "{stated} vs {expected} at {score}"
-    );
+    // `ground` states each structure's curve at the film's score and, where the curve reads
+    // it, at the agreement of the boxes on shifted views, which it reports.
+    for phrase in ["the heart", "the left hemidiaphragm"] {
+        let a = answer(&ground(&fixture("chest_rg1.dcm"), phrase, out.path()));
+        let name = phrase.trim_start_matches("the ");
+        let s = structures.iter().find(|s| s["name"] == name).unwrap();
+        let reads = s["weights"][0].as_f64().unwrap() > 0.0;
+        assert_eq!(a["agreement"].is_number(), reads, "{a} {s}");
+        let agreement = a["agreement"].as_f64().unwrap_or(0.0);
+        assert!((0.0..=1.0).contains(&agreement), "{a}");
+        let score = a["oodScore"].as_f64().unwrap();
+        let expected = through(s["points"].as_array().unwrap(), index(s, agreement, score));
+        let stated = a["confidence"].as_f64().unwrap();
+        assert!(
+            (stated - expected).abs() < 1e-5,
+            "{phrase}: {stated} vs {expected} at {score}, agreement {agreement}"
+        );
+    }
 }

@@ -58,6 +58,10 @@ step "npm package in Node (CPU backend) against the native CLI"
 phrase="small left pleural effusion"
 ./target/release/medground ground --image tests/fixtures/chest_rg1.dcm --phrase "$phrase" --model assets/demo \
   | sed "s/}\$/,\"phrase\":\"$phrase\"}/" > target/native.json
+# A structure whose confidence reads the agreement of its boxes on shifted views.
+part="the left hemidiaphragm"
+./target/release/medground ground --image tests/fixtures/chest_rg1.dcm --phrase "$part" --model assets/demo \
+  | sed "s/}\$/,\"phrase\":\"$part\"}/" > target/native-structure.json
 # Several adapters on one base: the parity fixture with tests/fixtures/adapter beside it, and the
 # same adapter merged; the native answers of both, for the Node and chromium tests.
 mg=./target/release/medground
@@ -91,7 +95,7 @@ rm -rf target/tune-run-wgpu
 $mg train --config tests/fixtures/tune.toml --device wgpu --out target/tune-run-wgpu \
   --eval target/tune-films/val.jsonl >/dev/null 2>&1
 losses target/tune-run-wgpu/log.csv > target/tune-native-wgpu.json
-MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json \
+MEDGROUND_BUNDLE=assets/demo MEDGROUND_NATIVE=target/native.json MEDGROUND_NATIVE_STRUCTURE=target/native-structure.json \
   MEDGROUND_TUNE_FILMS=target/tune-films MEDGROUND_TUNE_NATIVE=target/tune-native.json \
   MEDGROUND_ADAPTERS=target/adapter-bundle MEDGROUND_ADAPTERS_NATIVE=target/adapters.json \
   MEDGROUND_STRUCTURE=target/structure-bundle MEDGROUND_STRUCTURE_NATIVE=target/structure.json \

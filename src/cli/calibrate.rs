@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use medground::eval::Films;
+use medground::eval::{Agreement, Films};
 use medground::protocol::calibration::{self, Calibration};
-use medground::protocol::structures;
+use medground::protocol::structures::{self, Signals};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -15,6 +15,9 @@ use super::DEMO_MODEL;
 
 /// An unusual film's score, for the printout: twice the validation films' 99th percentile.
 const UNUSUAL: f32 = 5.0;
+/// The views' agreement of a typical hit, and of a doubtful answer, for the printout.
+const AGREEING: f32 = 0.9;
+const DISAGREEING: f32 = 0.65;
 
 #[derive(Args)]
 pub struct CalibrateArgs {
@@ -67,7 +70,13 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let mut g = Grounder::from_bundle(&bundle, &device)?;
     // Refitted below; the findings' curve needs no film scores, the structures' the new model's.
     g.ood = None;
-    let (records, e) = super::eval::grounded(&g, &a.dataset, a.images.as_deref(), Films::Own)?;
+    let (records, e) = super::eval::grounded(
+        &g,
+        &a.dataset,
+        a.images.as_deref(),
+        Films::Own,
+        Agreement::Needed,
+    )?;
     let (probs, hits) = e.outcomes();
     let mut c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
     let rate = hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
@@ -88,7 +97,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         if set.is_empty() || (!pooled && g.ood.is_none()) {
             continue;
         }
-        let (records, e) = super::eval::grounded(&g, set, None, Films::Own)?;
+        let (records, e) = super::eval::grounded(&g, set, None, Films::Own, Agreement::Structures)?;
         let (p, h) = e.outcomes();
         if pooled {
             let curve = Calibration::fit(&p, &h, &a.method, set)?;
@@ -100,19 +109,33 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         }
         for (pred, hit) in e.predictions.iter().zip(h) {
             if let Some(score) = pred.ood {
-                structured.push((records[pred.record].phrase.clone(), score, hit));
+                let signals = Signals {
+                    score,
+                    agreement: pred.agreement,
+                };
+                structured.push((records[pred.record].phrase.clone(), signals, hit));
             }
         }
     }
     c.structures = structures::fit(&structured);
+    let at = |s: &structures::Structure, score: f32, agreement: f32| {
+        let signals = Signals {
+            score,
+            agreement: Some(agreement),
+        };
+        s.apply(signals).unwrap_or(f32::NAN)
+    };
     for s in &c.structures {
         println!(
-            "{}: {} answers; chance of a hit {:.3} on a typical film, {:.3} at score {:.1}",
+            "{}: {} answers, index {:.2} x agreement + {:.2} x -ln score; chance of a hit \
+             {:.3} on a typical film with the views agreeing at {AGREEING}, {:.3} at score \
+             {UNUSUAL:.1} agreeing at {DISAGREEING}",
             s.name,
             s.n,
-            s.apply(1.0),
-            s.apply(UNUSUAL),
-            UNUSUAL
+            s.weights[0],
+            s.weights[1],
+            at(s, 1.0, AGREEING),
+            at(s, UNUSUAL, DISAGREEING),
         );
     }
     let bundle = bundle.with_file(calibration::FILE, c.to_json().into_bytes());

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use medground::data::open;
 use medground::data::preview::{Tile, sheet};
 use medground::data::record::Record;
-use medground::eval::{Evaluation, Films, evaluate};
+use medground::eval::{Agreement, Evaluation, Films, evaluate};
 use medground::protocol::calibration::{Bin, bins, ece, is_anatomy};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
@@ -75,14 +75,14 @@ pub fn table(
 ) -> Result<(Grounder, Vec<Record>)> {
     let device = medground::device::parse(device)?;
     let g = Grounder::from_owned(Bundle::read_dir(model)?, &device)?;
-    let (records, e) = grounded(&g, dataset, images, films)?;
+    let (records, e) = grounded(&g, dataset, images, films, Agreement::Needed)?;
     let t = e.table();
     println!("{}", t.markdown());
     let (probs, hits) = e.outcomes();
     let calibrated: Option<Vec<f32>> = g.calibration.as_ref().map(|c| {
         e.predictions
             .iter()
-            .map(|p| c.apply_to(p.probability, &records[p.record].phrase, p.ood))
+            .map(|p| c.apply_to(p.probability, &records[p.record].phrase, p.ood, p.agreement))
             .collect()
     });
     let sets = reliability_sets(&probs, &hits, calibrated.as_deref());
@@ -135,8 +135,9 @@ pub fn table(
                     "box": p.box_px,
                     "iou": p.iou,
                     "probability": p.probability,
-                    "confidence": g.confidence(p.probability, &r.phrase, p.ood),
+                    "confidence": g.confidence(p.probability, &r.phrase, p.ood, p.agreement),
                     "ood": p.ood,
+                    "agreement": p.agreement,
                 })
                 .to_string()
             })
@@ -173,6 +174,7 @@ pub fn grounded(
     dataset: &str,
     images: Option<&Path>,
     films: Films,
+    agreement: Agreement,
 ) -> Result<(Vec<Record>, Evaluation)> {
     let loaded = open(dataset, images, g.config.vision_config.image_size)?;
     for p in loaded.problems.iter().take(10) {
@@ -183,7 +185,9 @@ pub fn grounded(
         return Err(Error::Other(format!("{dataset}: no usable records")));
     }
     let bar = ProgressBar::new(records.len() as u64);
-    let e = evaluate(g, &records, films, |i| bar.set_position(i as u64))?;
+    let e = evaluate(g, &records, films, agreement, |i| {
+        bar.set_position(i as u64)
+    })?;
     bar.finish_and_clear();
     Ok((records, e))
 }

@@ -5,6 +5,7 @@ pub mod dicom;
 pub mod preprocess;
 pub mod processor;
 pub mod resample;
+pub mod views;
 
 use std::io::Cursor;
 

@@ -50,13 +50,7 @@ async fn read_step(logits: Tensor<2>, ids: Option<&Tensor<1, Int>>) -> Result<(V
         Some(ids) => logits.select(1, ids.clone()),
         None => logits,
     };
-    let data = Tensor::cat(vec![picked, lse], 1)
-        .into_data_async()
-        .await
-        .map_err(|e| Error::Device(format!("{e:?}")))?;
-    let mut values = data
-        .try_to_vec::<f32>()
-        .map_err(|e| Error::Device(format!("{e:?}")))?;
+    let mut values = super::read_back(Tensor::cat(vec![picked, lse], 1)).await?;
     let lse = values.pop().expect("log-sum-exp read back");
     Ok((values, lse))
 }

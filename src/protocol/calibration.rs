@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::protocol::prompt::is_anatomy;
-use crate::protocol::structures::{Structure, structure_of};
+use crate::protocol::structures::{Signals, Structure, structure_of};
 
 /// The file a bundle keeps its calibration in (optional; listed in the manifest when present).
 pub const FILE: &str = "calibration.json";
@@ -97,19 +97,37 @@ impl Calibration {
     }
 
     /// The calibrated chance for a raw answer probability to `phrase` on a film of
-    /// out-of-distribution `score` (None: not known): through its structure's curve when there
-    /// is one and the score is known, else the anatomy curve for an anatomy phrase when there
-    /// is one, else the findings' curve.
-    pub fn apply_to(&self, p: f32, phrase: &str, score: Option<f32>) -> f32 {
+    /// out-of-distribution `score` (None: not known), `agreement` the agreement of its boxes on
+    /// shifted views where measured: through its structure's curve when there is one and it
+    /// has what it reads, else the anatomy curve for anatomy phrases, else the findings' curve.
+    pub fn apply_to(
+        &self,
+        p: f32,
+        phrase: &str,
+        score: Option<f32>,
+        agreement: Option<f32>,
+    ) -> f32 {
         let anatomy = is_anatomy(phrase);
-        let structure = structure_of(phrase)
-            .filter(|_| anatomy)
-            .and_then(|name| self.structures.iter().find(|s| s.name == name));
-        match (structure, score, &self.anatomy) {
-            (Some(s), Some(score), _) => s.apply(score),
-            (_, _, Some(a)) if anatomy => a.apply(p),
+        let structured =
+            score.and_then(|score| self.structure(phrase)?.apply(Signals { score, agreement }));
+        match (structured, &self.anatomy) {
+            (Some(chance), _) => chance,
+            (None, Some(a)) if anatomy => a.apply(p),
             _ => self.apply(p),
         }
+    }
+
+    /// The curve of the structure `phrase` names, if it is an anatomy phrase with one.
+    fn structure(&self, phrase: &str) -> Option<&Structure> {
+        let name = structure_of(phrase).filter(|_| is_anatomy(phrase))?;
+        self.structures.iter().find(|s| s.name == name)
+    }
+
+    /// Whether the confidence of `phrase` reads the agreement of its boxes on shifted views
+    /// (then `Grounder::agreement` is worth its six more answers).
+    pub fn needs_agreement(&self, phrase: &str) -> bool {
+        self.structure(phrase)
+            .is_some_and(Structure::needs_agreement)
     }
 
     /// The calibrated chance for a raw answer probability (the findings' curve).

@@ -20,7 +20,7 @@ use super::loss::Trainee;
 use super::step::{StepContext, optimizer_step};
 use crate::data::synth::{Split, Synth};
 use crate::error::{Error, Result};
-use crate::eval::{Films, evaluate};
+use crate::eval::{Agreement, Films, evaluate};
 use crate::grounder::Grounder;
 use crate::model::{Idefics3, Idefics3Config};
 use crate::tokens::Tokens;
@@ -183,7 +183,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 processor: framing.processor.clone(),
                 chat: framing.chat.clone(),
             };
-            let e = evaluate(&g, &val, Films::Own, |_| {})?;
+            let e = evaluate(&g, &val, Films::Own, Agreement::Needed, |_| {})?;
             let overall = e.scores.overall();
             (acc50, miou) = (overall.acc[1], overall.miou);
             bar.println(format!(

@@ -126,12 +126,8 @@ impl Tuner {
         let (model, loss) = optimizer_step(model, &mut self.optim, lr, o.accumulate, next, &cx)?;
         self.model = Some(model);
         self.step += 1;
-        loss.into_data_async()
-            .await
-            .map_err(|e| Error::Device(format!("{e:?}")))?
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Device(format!("{e:?}")))?
+        crate::model::read_back(loss)
+            .await?
             .first()
             .copied()
             .ok_or_else(|| Error::Device("an empty loss".into()))

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::{Tuned, WebGrounder, js_err};
+use crate::Grounder;
 use crate::weights::{bundle, peft};
 
 #[derive(Deserialize, Default)]
@@ -56,13 +57,13 @@ impl WebGrounder {
 impl WebGrounder {
     /// Answers with `tuned` merged into the base weights, kept under `name`.
     pub(super) fn use_tuned(&mut self, name: String, tuned: Tuned) -> Result<(), JsError> {
-        let merged = peft::merge(&self.bundle, &tuned.config, &tuned.weights).map_err(js_err)?;
-        self.rebuild().map_err(js_err)?;
-        crate::weights::safetensors::load(
-            &mut self.inner.model,
-            merged.file(bundle::WEIGHTS).to_vec(),
-        )
-        .map_err(js_err)?;
+        // Built from the bundle with the merged weights: its own are not loaded first.
+        let mut merged =
+            peft::merge(&self.bundle, &tuned.config, &tuned.weights).map_err(js_err)?;
+        let weights = merged.files.remove(bundle::WEIGHTS).unwrap_or_default();
+        let device = self.inner.device.clone();
+        self.inner = Grounder::build(&self.bundle, weights, &device).map_err(js_err)?;
+        // The bundle's calibration described its own weights.
         self.inner.calibration = None;
         self.inner.adapter = Some(name.clone());
         self.trained.insert(name, tuned.clone());

@@ -223,8 +223,7 @@ impl WebGrounder {
             .collect::<crate::error::Result<_>>()
             .map_err(js_err)?;
         let (steps, lora) = (cfg.optim.steps, cfg.lora.clone());
-        let every = |n: Option<usize>, default: usize| n.unwrap_or(default).max(1);
-        let validate_every = every(options.validate_every, steps.div_ceil(10));
+        let validate_every = options.validate_every.unwrap_or(steps.div_ceil(10)).max(1);
         let save_every = options.save_every.unwrap_or(0);
         let mut tuner =
             Tuner::new(&self.bundle, cfg, records, &self.inner.device).map_err(js_err)?;

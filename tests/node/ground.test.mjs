@@ -22,6 +22,16 @@ test('the package answers as the native CLI on a DICOM film', async () => {
   assert.equal(a.backend, 'cpu');
 });
 
+test('a structure states its confidence from the same views agreement as the native CLI', async () => {
+  const expected = JSON.parse(await readFile(process.env.MEDGROUND_NATIVE_STRUCTURE, 'utf8'));
+  const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  const a = await g.ground(film, expected.phrase);
+  assert.deepEqual(a.boxNorm, expected.boxNorm);
+  assert.equal(typeof expected.agreement, 'number', 'the demo reads the views agreement for this structure');
+  assert.ok(Math.abs(a.agreement - expected.agreement) < 1e-3, `${a.agreement} vs ${expected.agreement}`);
+  assert.ok(Math.abs(a.confidence - expected.confidence) < 1e-3);
+});
+
 test('bad input is a clear exception', async () => {
   const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
   await assert.rejects(g.ground(new TextEncoder().encode('not an image'), 'effusion'), /not a PNG, JPEG or DICOM/);

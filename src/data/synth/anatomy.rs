@@ -80,7 +80,7 @@ fn trachea_to_carina(c: &Canvas) -> Option<Bounds> {
         .filter_map(|y| {
             let mut xs = (0..c.w).filter(|&x| c.has(y * c.w + x, TRACHEA));
             let first = xs.next()?;
-            Some((y, first, xs.last().unwrap_or(first)))
+            Some((y, first, xs.next_back().unwrap_or(first)))
         })
         .collect();
     let third = rows.len().div_ceil(3);

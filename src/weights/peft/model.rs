@@ -40,13 +40,7 @@ fn linears(model: &Idefics3) -> Vec<(String, &'static str, &Linear)> {
 /// A 2-D f32 matrix read back from the device, as `[rows, cols]` and little-endian bytes.
 async fn matrix(t: Tensor<2>) -> Result<(Vec<usize>, Vec<u8>)> {
     let [rows, cols] = t.dims();
-    let data = t
-        .into_data_async()
-        .await
-        .map_err(|e| Error::Weights(format!("{e:?}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| Error::Weights(format!("{e:?}")))?;
+    let data = crate::model::read_back(t).await?;
     Ok((
         vec![rows, cols],
         data.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -203,7 +197,6 @@ pub fn load_into(model: Idefics3, config_json: &[u8], weights: &[u8]) -> Result<
         let w = take(format!("{PREFIX}{CONNECTOR}"), connector.dims())?;
         replace.insert(connector.id, w);
     }
-    drop(take);
     if let Some(extra) = left.first() {
         return Err(Error::Weights(format!(
             "{WEIGHTS_FILE}: {extra} has no place in this model"
