@@ -11,6 +11,7 @@ use medground::data::preview::{Tile, sheet};
 use medground::data::record::Record;
 use medground::eval::{Agreement, Evaluation, Films, evaluate};
 use medground::protocol::calibration::{Bin, bins, ece, is_anatomy};
+use medground::protocol::metrics::{brier, discrimination};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -101,7 +102,13 @@ pub fn table(
                 .map(|(_, (&v, &h))| (v, h))
                 .unzip();
             if !v.is_empty() {
-                println!("  {kind}: {} phrases, ECE {:.3}", v.len(), ece(&v, &h));
+                println!(
+                    "  {kind}: {} phrases, ECE {:.3}, Brier {:.4}, hits told from misses {:.3} (AUROC)",
+                    v.len(),
+                    ece(&v, &h),
+                    brier(&v, &h),
+                    discrimination(&v, &h)
+                );
             }
         }
     }

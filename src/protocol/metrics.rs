@@ -70,6 +70,31 @@ fn summarise(ious: &[f32], malformed: usize) -> Summary {
     }
 }
 
+/// The Brier score: the mean squared gap between each stated chance and its outcome (0 or 1).
+pub fn brier(probs: &[f32], hits: &[bool]) -> f64 {
+    let n = probs.len().max(1) as f64;
+    let gap = |(&p, &h): (&f32, &bool)| (p as f64 - f64::from(u8::from(h))).powi(2);
+    probs.iter().zip(hits).map(gap).sum::<f64>() / n
+}
+
+/// How well stated chances tell hits from misses: the chance that a random hit was stated
+/// above a random miss (ties count half; NaN without both).
+pub fn discrimination(probs: &[f32], hits: &[bool]) -> f64 {
+    let pick = |want: bool| -> Vec<f32> {
+        probs
+            .iter()
+            .zip(hits)
+            .filter(|&(_, &h)| h == want)
+            .map(|(&p, _)| p)
+            .collect()
+    };
+    let (hit, miss) = (pick(true), pick(false));
+    if hit.is_empty() || miss.is_empty() {
+        return f64::NAN;
+    }
+    super::ood::auroc(&miss, &hit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +113,16 @@ mod tests {
         assert_eq!((all.n, all.malformed), (3, 1));
         assert!((all.miou - 0.8 / 3.0).abs() < 1e-6);
         assert_eq!(s.category("Cardiomegaly").n, 0);
+    }
+
+    #[test]
+    fn brier_and_discrimination_of_stated_chances() {
+        let hits = [true, true, false, false];
+        assert_eq!(brier(&[1.0, 1.0, 0.0, 0.0], &hits), 0.0);
+        assert!((brier(&[0.5; 4], &hits) - 0.25).abs() < 1e-12);
+        assert_eq!(discrimination(&[0.9, 0.8, 0.3, 0.1], &hits), 1.0);
+        // One miss stated above one hit: 3 of 4 pairs ordered.
+        assert_eq!(discrimination(&[0.9, 0.2, 0.3, 0.1], &hits), 0.75);
+        assert!(discrimination(&[0.9, 0.8], &[true, true]).is_nan());
     }
 }
