@@ -9,9 +9,8 @@ use crate::error::Result;
 use crate::grounder::Grounder;
 use crate::protocol::GridBox;
 use crate::protocol::answer::PixelBox;
-use crate::protocol::calibration::is_anatomy;
 use crate::protocol::metrics::{Scores, Summary};
-use crate::protocol::structures::structure_of;
+use crate::protocol::structures::asked_structure;
 
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -78,26 +77,27 @@ pub fn evaluate(
         let answer = g.answer_full(&picture, &r.phrase, g.ood.is_some())?;
         let ood = g.distribution(&answer.features)?.map(|d| d.0);
         let (text, probability) = (answer.text, answer.probability);
-        let (box_px, iou) = match GridBox::parse(&text) {
-            Ok(grid) => {
+        let grid = GridBox::parse(&text).ok();
+        let (box_px, iou) = match grid {
+            Some(grid) => {
                 let b = grid.to_pixels(r.width, r.height);
                 scores.add(&r.category, b.iou(&r.box_px));
                 (Some(b), b.iou(&r.box_px))
             }
-            Err(_) => {
+            None => {
                 scores.add_malformed(&r.category);
                 (None, 0.0)
             }
         };
         let wanted = match agreement {
-            Agreement::Structures => structure_of(&r.phrase).is_some() && is_anatomy(&r.phrase),
+            Agreement::Structures => asked_structure(&r.phrase).is_some(),
             Agreement::Needed => g
                 .calibration
                 .as_ref()
                 .is_some_and(|c| c.needs_agreement(&r.phrase)),
         };
-        let agreement = match GridBox::parse(&text) {
-            Ok(grid) if wanted => {
+        let agreement = match grid {
+            Some(grid) if wanted => {
                 let own = grid.to_pixels(picture.width, picture.height);
                 Some(g.agreement(&picture, &r.phrase, &own)?)
             }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::protocol::prompt::is_anatomy;
-use crate::protocol::structures::{Signals, Structure, structure_of};
+use crate::protocol::structures::{Signals, Structure, asked_structure};
 
 /// The file a bundle keeps its calibration in (optional; listed in the manifest when present).
 pub const FILE: &str = "calibration.json";
@@ -119,7 +119,7 @@ impl Calibration {
 
     /// The curve of the structure `phrase` names, if it is an anatomy phrase with one.
     fn structure(&self, phrase: &str) -> Option<&Structure> {
-        let name = structure_of(phrase).filter(|_| is_anatomy(phrase))?;
+        let name = asked_structure(phrase)?;
         self.structures.iter().find(|s| s.name == name)
     }
 

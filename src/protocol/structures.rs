@@ -59,6 +59,12 @@ pub fn structure_of(phrase: &str) -> Option<&'static str> {
     STRUCTURES.iter().copied().find(|s| p.contains(s))
 }
 
+/// The structure an anatomy phrase asks for (a finding that names a structure, such as "right
+/// lung opacity", asks for none): the phrases whose confidence a structure's curve gives.
+pub fn asked_structure(phrase: &str) -> Option<&'static str> {
+    structure_of(phrase).filter(|_| super::prompt::is_anatomy(phrase))
+}
+
 fn x_of(score: f32) -> f64 {
     -(score.max(1e-6) as f64).ln()
 }
