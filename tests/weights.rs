@@ -19,9 +19,34 @@ fn small() -> Idefics3Config {
     c
 }
 
+/// Loaded whole, and in pieces of 1 kB (a few tensors each, as SmolVLM's gigabyte goes in 64 MB
+/// pieces): both must give the same model or the same error.
 fn load_into(config: &Idefics3Config, bytes: Vec<u8>) -> medground::Result<Idefics3> {
-    let mut model = Idefics3::new(config, &Device::flex());
-    safetensors::load(&mut model, bytes).map(|_| model)
+    let mut whole = Idefics3::new(config, &Device::flex());
+    let mut pieces = Idefics3::new(config, &Device::flex());
+    let in_pieces = safetensors::load_in_pieces(&mut pieces, bytes.clone(), 1024);
+    let whole_result = safetensors::load(&mut whole, bytes);
+    match (&whole_result, &in_pieces) {
+        (Ok(()), Ok(())) => {
+            // Every tensor the same (the files' headers carry the modules' own ids).
+            let (a, b) = (
+                safetensors::save(&whole, Dtype::F32).unwrap(),
+                safetensors::save(&pieces, Dtype::F32).unwrap(),
+            );
+            let (a, b) = (
+                ::safetensors::SafeTensors::deserialize(&a).unwrap(),
+                ::safetensors::SafeTensors::deserialize(&b).unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (name, t) in a.tensors() {
+                let u = b.tensor(&name).unwrap();
+                assert!(t.data() == u.data(), "{name} differs when loaded in pieces");
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("whole: {whole_result:?}, in pieces: {in_pieces:?}"),
+    }
+    whole_result.map(|_| whole)
 }
 
 #[test]

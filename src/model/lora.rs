@@ -10,26 +10,27 @@
 use burn::module::LoraAdapter;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::module::linear as product;
+
+use super::fused::affine;
 
 /// `lin.forward(x)`, with the adapter (if any) on its own path where that pays (`split`).
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
     match lin.weight.adapter() {
         Some(lora) if split(lin, lora.a.dims()[1]) => split_linear(lin, lora, x),
-        _ => lin.forward(x),
+        _ => affine(x, lin.weight.val(), lin.bias.as_ref().map(|b| b.val())),
     }
 }
 
 /// `x W + b + scale (x A) B`.
 fn split_linear<const D: usize>(lin: &Linear, lora: &LoraAdapter, x: Tensor<D>) -> Tensor<D> {
     let bias = lin.bias.as_ref().map(|b| b.val());
-    let low = product(product(x.clone(), lora.a.val(), None), lora.b.val(), None);
+    let low = affine(affine(x.clone(), lora.a.val(), None), lora.b.val(), None);
     let low = if low.dtype() != x.dtype() {
         low.cast(x.dtype())
     } else {
         low
     };
-    product(x, lin.weight.base(), bias) + low.mul_scalar(lora.scale)
+    affine(x, lin.weight.base(), bias) + low.mul_scalar(lora.scale)
 }
 
 /// Whether the adapter takes its own path on this layer. The split path's products have the

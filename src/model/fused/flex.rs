@@ -2,10 +2,11 @@
 //! (f32, made contiguous); other dtypes take the composition.
 
 use burn::backend::Flex;
-use burn::backend::ops::FloatTensorOps;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::prelude::*;
 
+use super::flex_products as products;
 use super::{Fused, attention, composed, norm, simd};
 
 /// `f` over a flex tensor's values, one fused pass; the composition `or` for other dtypes.
@@ -38,6 +39,18 @@ fn flex_zip(
 }
 
 impl Fused for Flex {
+    fn product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        match products::product(&a, &b, None) {
+            Some(out) => out,
+            None => Flex::float_matmul(a, b),
+        }
+    }
+    fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        match products::affine(&x, &w) {
+            Some(out) => out,
+            None => Flex::linear(x, w, None),
+        }
+    }
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         flex_map(x, simd::silu, composed::silu::<Flex>)
     }

@@ -11,6 +11,8 @@
 
 pub mod attention;
 pub mod norm;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod product;
 pub mod simd;
 
 use burn::backend::tensor::FloatTensor;
@@ -34,6 +36,14 @@ pub trait Fused: Backend {
     /// `grad * d gelu_tanh(x) / dx`.
     fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         composed::gelu_tanh_backward::<Self>(x, grad)
+    }
+    /// `a b` over the last two dimensions, the leading ones broadcast: Burn's `matmul`.
+    fn product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(a, b)
+    }
+    /// `x w` over `x`'s last dimension, `w` `[d_in, d_out]`: Burn's `linear` without a bias.
+    fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::linear(x, w, None)
     }
     /// `softmax(scale * x)` over the last dimension; with `causal`, masked as `attention.rs` says.
     fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
@@ -76,8 +86,8 @@ pub trait Fused: Backend {
         scale: f64,
         causal: bool,
     ) -> FloatTensor<Self> {
-        let scores = Self::float_matmul(q, Self::float_swap_dims(k, 2, 3));
-        Self::float_matmul(Self::softmax_rows(scores, scale, causal), v)
+        let scores = Self::product(q, Self::float_swap_dims(k, 2, 3));
+        Self::product(Self::softmax_rows(scores, scale, causal), v)
     }
 }
 
@@ -106,6 +116,24 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(<Dispatch as Fused>::gelu_tanh(x.into_dispatch()))
     } else {
         Tensor::from_dispatch(composed::gelu_tanh::<Dispatch>(x.into_dispatch()))
+    }
+}
+
+/// `x w + bias`: Burn's `linear` (`w` `[d_in, d_out]`). In training on flex (under autodiff),
+/// one tracked op whose products, forward and backward, are split over the threads
+/// (`product.rs`); elsewhere Burn's, which measured as fast or faster where the weights come cold
+/// from memory once per answer (grounding: docs/speed.md).
+pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
+    if !(x.is_autodiff() && on_flex(&x)) {
+        return burn::tensor::module::linear(x, w, bias);
+    }
+    let out = Tensor::from_dispatch(<Dispatch as Fused>::affine(
+        x.into_dispatch(),
+        w.into_dispatch(),
+    ));
+    match bias {
+        Some(b) => out + b.unsqueeze(),
+        None => out,
     }
 }
 
@@ -147,6 +175,7 @@ pub fn rms_norm<const D: usize>(norm: &burn::nn::RmsNorm, x: Tensor<D>) -> Tenso
 
 mod composed;
 mod flex;
+mod flex_products;
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "autodiff")]

@@ -219,3 +219,79 @@ fn gelu_tanh_is_pytorchs_tanh_formula() {
         .into_scalar::<f32>();
     assert!(worst < 1e-6, "{worst}");
 }
+
+/// A copy of `t` laid out afresh (contiguous).
+fn fresh<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    Tensor::from_data(t.to_data(), &t.device())
+}
+
+/// `affine` (the CPU's products, `product.rs`) against Burn's `linear`: the output and the
+/// gradients of `x`, `w` and the bias under autodiff, with `x` contiguous or a transposed view
+/// and `w` contiguous or a transposed view; and a batched `product` with a broadcast operand.
+#[test]
+fn affine_matches_burns_linear() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let r = |dims: [usize; 3]| Tensor::<3>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+    let (bias, dy) = (r([1, 1, 90]).reshape([90]), r([3, 41, 90]));
+    for x_view in [false, true] {
+        for w_view in [false, true] {
+            // The stored tensors, and the views the layer sees.
+            let x = if x_view {
+                r([41, 3, 70])
+            } else {
+                r([3, 41, 70])
+            };
+            let w = r([1, 70, 90]).reshape([70, 90]);
+            let w = if w_view { fresh(w.transpose()) } else { w };
+            let run = |fused: bool| {
+                let (x, w, bias) = (
+                    x.clone().require_grad(),
+                    w.clone().require_grad(),
+                    bias.clone().require_grad(),
+                );
+                let xv = if x_view {
+                    x.clone().swap_dims(0, 1)
+                } else {
+                    x.clone()
+                };
+                let wv = if w_view {
+                    w.clone().transpose()
+                } else {
+                    w.clone()
+                };
+                let y = if fused {
+                    super::affine(xv, wv, Some(bias.clone()))
+                } else {
+                    burn::tensor::module::linear(xv, wv, Some(bias.clone()))
+                };
+                let grads = (y.clone() * dy.clone()).sum().backward();
+                let vec = |t: TensorData| t.try_to_vec::<f32>().unwrap();
+                [
+                    vec(y.inner().into_data()),
+                    vec(x.grad(&grads).unwrap().into_data()),
+                    vec(w.grad(&grads).unwrap().into_data()),
+                    vec(bias.grad(&grads).unwrap().into_data()),
+                ]
+            };
+            let (ours, burns) = (run(true), run(false));
+            for ((what, a), b) in ["y", "dx", "dw", "db"].iter().zip(&ours).zip(&burns) {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    a.len() == b.len() && worst <= 1e-5 * scale,
+                    "x view {x_view}, w view {w_view}, {what}: off by {worst} of {scale}"
+                );
+            }
+        }
+    }
+    let plain = Device::flex();
+    let a = Tensor::<4>::random([2, 3, 17, 9], Distribution::Default, &plain);
+    let b = Tensor::<4>::random([2, 1, 13, 9], Distribution::Default, &plain).swap_dims(2, 3);
+    let ours = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as super::Fused>::product(
+        a.clone().into_dispatch(),
+        b.clone().into_dispatch(),
+    ));
+    let worst = (ours - a.matmul(b)).abs().max().into_scalar::<f32>();
+    assert!(worst <= 1e-5, "batched product: off by {worst}");
+}

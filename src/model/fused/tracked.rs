@@ -6,7 +6,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary, unary};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend};
+use burn::backend::{Autodiff, Backend, TensorMetadata};
 
 use super::Fused;
 
@@ -49,6 +49,9 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         rms_norm::<B, C>(x, gamma, eps)
     }
+    fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        affine::<B, C>(x, w)
+    }
     fn attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -89,18 +92,18 @@ fn attention<B: Backend + Fused, C: CheckpointStrategy>(
             let (q, k, v, p, scale) = ops.state;
             let t = |x: FloatTensor<B>| B::float_swap_dims(x, 2, 3);
             if let Some(node) = node_v {
-                grads.register::<B>(node.id, B::float_matmul(t(p.clone()), grad.clone()));
+                grads.register::<B>(node.id, B::product(t(p.clone()), grad.clone()));
             }
             if node_q.is_none() && node_k.is_none() {
                 return;
             }
-            let dp = B::float_matmul(grad, t(v));
+            let dp = B::product(grad, t(v));
             let ds = B::softmax_rows_backward(p, dp, scale);
             if let Some(node) = node_q {
-                grads.register::<B>(node.id, B::float_matmul(ds.clone(), k));
+                grads.register::<B>(node.id, B::product(ds.clone(), k));
             }
             if let Some(node) = node_k {
-                grads.register::<B>(node.id, B::float_matmul(t(ds), q));
+                grads.register::<B>(node.id, B::product(t(ds), q));
             }
         }
     }
@@ -108,15 +111,59 @@ fn attention<B: Backend + Fused, C: CheckpointStrategy>(
     let (q, node_q) = q.into_parts();
     let (k, node_k) = k.into_parts();
     let (v, node_v) = v.into_parts();
-    let scores = B::float_matmul(q.clone(), B::float_swap_dims(k.clone(), 2, 3));
+    let scores = B::product(q.clone(), B::float_swap_dims(k.clone(), 2, 3));
     let p = B::softmax_rows(scores, scale, causal);
-    let out = B::float_matmul(p.clone(), v.clone());
+    let out = B::product(p.clone(), v.clone());
     match Attention
         .prepare::<C>([node_q, node_k, node_v])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => prep.finish((q, k, v, p, scale), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// `x w` as one tracked op: `dx = dy w^T` (the transpose a view), `dw = x^T dy` with `x`'s
+/// leading dimensions as the rows, each the backend's `affine` or `product`.
+fn affine<B: Backend + Fused, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Affine;
+
+    impl<B: Backend + Fused> Backward<B, 2> for Affine {
+        type State = (FloatTensor<B>, FloatTensor<B>);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (x, w) = ops.state;
+            binary::<B, _, _>(
+                ops.parents,
+                ops.node,
+                grads,
+                |grad| B::affine(grad, B::float_swap_dims(w, 0, 1)),
+                |grad| {
+                    let rows = |t: FloatTensor<B>| {
+                        let shape = t.shape();
+                        let d = shape[shape.num_dims() - 1];
+                        B::float_reshape(t, [shape.num_elements() / d.max(1), d].into())
+                    };
+                    B::product(B::float_swap_dims(rows(x), 0, 1), rows(grad))
+                },
+            );
+        }
+    }
+
+    let (x, node_x) = x.into_parts();
+    let (w, node_w) = w.into_parts();
+    let out = B::affine(x.clone(), w.clone());
+    match Affine
+        .prepare::<C>([node_x, node_w])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x, w), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }

@@ -1,0 +1,157 @@
+//! Matrix products on the CPU through the `matrixmultiply` crate, split over rayon's threads.
+//!
+//! Burn's CPU backend (flex) multiplies with the `gemm` crate, which on the shapes of a training
+//! step (an inner dimension of 16 to 768, 3,000 to 4,000 rows) runs at about two thirds of
+//! `matrixmultiply`'s rate on one thread and splits less evenly over two (`bash
+//! tools/profile.sh`, docs/speed.md). Here each product is cut into as many blocks of rows (or
+//! columns, where those are more) as there are threads, each block one single-threaded
+//! `matrixmultiply` call reading the operands through their strides: a transposed view (the
+//! backward pass's `W^T`, `X^T`) is read in place, never copied.
+
+use rayon::prelude::*;
+
+/// An operand: the values it lies in, and where each matrix of the batch starts.
+pub struct Operand<'a> {
+    pub values: &'a [f32],
+    /// Offset of element `[0, 0]` of each matrix of the batch (one per output matrix).
+    pub starts: Vec<usize>,
+    /// Row and column strides within a matrix (>= 0).
+    pub strides: [usize; 2],
+}
+
+/// `a b` for each matrix of the batch: `m x k` times `k x n`, into a new row-major
+/// `[batch, m, n]`; with `bias` (`n` values), each output row starts from it.
+pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f32]>) -> Vec<f32> {
+    let batch = a.starts.len();
+    let mut out = match bias {
+        Some(bias) => bias.repeat(batch * m),
+        None => vec![0.0f32; batch * m * n],
+    };
+    if batch * m * n == 0 {
+        return out;
+    }
+    let beta = if bias.is_some() { 1.0 } else { 0.0 };
+    // Blocks per matrix: enough to give every thread work when the batch is smaller than the
+    // pool; a small product stays whole.
+    let threads = rayon::current_num_threads();
+    let big = m * n * k >= 1 << 18;
+    let blocks = if big && batch < threads {
+        threads.div_ceil(batch)
+    } else {
+        1
+    };
+    let (by_rows, len) = if m >= n { (true, m) } else { (false, n) };
+    let step = len.div_ceil(blocks).next_multiple_of(8).min(len);
+    let per = len.div_ceil(step);
+    let c = Shared(out.as_mut_ptr());
+    (0..batch * per).into_par_iter().for_each(|task| {
+        let (i, block) = (task / per, task % per);
+        let first = block * step;
+        let size = step.min(len - first);
+        let (rows, cols) = if by_rows { (size, n) } else { (m, size) };
+        let a_at = a.starts[i] + if by_rows { first * a.strides[0] } else { 0 };
+        let b_at = b.starts[i] + if by_rows { 0 } else { first * b.strides[1] };
+        let c_at = i * m * n + if by_rows { first * n } else { first };
+        assert!(a_at + extent(rows, k, a.strides) <= a.values.len());
+        assert!(b_at + extent(k, cols, b.strides) <= b.values.len());
+        // SAFETY: the operands' extents were checked against their slices just above; the
+        // blocks of `out` are disjoint (distinct matrices, or distinct rows or columns of one).
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                cols,
+                1.0,
+                a.values.as_ptr().add(a_at),
+                a.strides[0] as isize,
+                a.strides[1] as isize,
+                b.values.as_ptr().add(b_at),
+                b.strides[0] as isize,
+                b.strides[1] as isize,
+                beta,
+                c.get().add(c_at),
+                n as isize,
+                1,
+            )
+        }
+    });
+    out
+}
+
+/// One past the largest offset a `rows x cols` matrix with these strides reads.
+fn extent(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// The output's pointer, shared by the tasks that write its disjoint blocks.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+
+// SAFETY: every task writes its own block of the output (see `product`).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    /// Row blocks, column blocks, a transposed operand, a broadcast one and a bias all give the
+    /// plain product.
+    #[test]
+    fn blocks_and_strides_give_the_plain_product() {
+        for [m, k, n] in [[70, 90, 50], [40, 64, 300], [3, 5, 7], [1, 1, 1], [0, 4, 4]] {
+            let a: Vec<f32> = (0..2 * m * k)
+                .map(|i| ((i * 7) % 13) as f32 - 6.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+            let bt: Vec<f32> = (0..k * n).map(|i| b[(i % k) * n + i / k]).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+            let a_op = Operand {
+                values: &a,
+                starts: vec![0, m * k],
+                strides: [k, 1],
+            };
+            // `b` as stored, and as the transpose of its transpose (column stride k).
+            for (values, strides) in [(&b, [n, 1]), (&bt, [1, k])] {
+                let b_op = Operand {
+                    values,
+                    starts: vec![0, 0],
+                    strides,
+                };
+                let c = product([m, k, n], &a_op, &b_op, Some(&bias));
+                for i in 0..2 {
+                    let want = naive(m, k, n, &a[i * m * k..(i + 1) * m * k], &b);
+                    for (j, (got, want)) in
+                        c[i * m * n..(i + 1) * m * n].iter().zip(&want).enumerate()
+                    {
+                        let want = want + bias[j % n];
+                        assert!(
+                            (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                            "{m}x{k}x{n}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
