@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{sigmoid, silu};
+use burn::backend::Dispatch;
 use medground::model::Idefics3Config;
+use medground::model::fused::Fused;
 use medground::model::vision::VisionTransformer;
 
 /// Forces a lazy result: reads one element.
@@ -40,7 +42,9 @@ fn main() {
     let dev = Device::flex();
     let rand = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Default, &dev);
 
-    println!("| matrix product | GFLOP/s |\n|---|---:|");
+    println!(
+        "| matrix product | flex (gemm crate) GFLOP/s | medground's training path (matrixmultiply) GFLOP/s |\n|---|---:|---:|"
+    );
     let products = [
         (
             "gate/up_proj [16,239,256] x [256,768]",
@@ -66,8 +70,14 @@ fn main() {
     for (name, [b, m, k, n]) in products {
         let (a, w) = (rand([b, m, k]), rand([b, k, n]));
         let t = mean(|| done(a.clone().matmul(w.clone())));
-        let flops = 2.0 * (b * m * k * n) as f64;
-        println!("| {name} | {:.1} |", flops / t.as_secs_f64() / 1e9);
+        let ours = mean(|| {
+            done(Tensor::<3>::from_dispatch(<Dispatch as Fused>::product(
+                a.clone().into_dispatch(),
+                w.clone().into_dispatch(),
+            )))
+        });
+        let rate = |t: Duration| 2.0 * (b * m * k * n) as f64 / t.as_secs_f64() / 1e9;
+        println!("| {name} | {:.1} | {:.1} |", rate(t), rate(ours));
     }
 
     let x = rand([16, 196, 768]);

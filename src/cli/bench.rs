@@ -71,6 +71,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     })?;
     let new_tokens = g.tokens.encode(&answer)?.len(); // decoding stops when the box closes
     let rss_infer = peak_rss_mb();
+    // The query as the PyTorch side is fed it; then the grounder goes, as PyTorch's bench drops
+    // its model before training.
+    let query = Query::of(&g, &film)?;
+    drop(g);
 
     // Training: stage 2 on the base, one fixed batch of synthetic findings.
     let mut cfg = TrainConfig::preset("stage2")?;
@@ -172,7 +176,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay, "eps": cfg.optim.epsilon,
             "clip_norm": cfg.optim.clip_norm,
         });
-        save_inputs(dir, &g, &film, &tb, a.batch, meta)?;
+        save_inputs(dir, &query, &tb, a.batch, meta)?;
     }
     Ok(())
 }
@@ -221,12 +225,28 @@ fn write(path: &std::path::Path, bytes: Vec<u8>) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
+/// The grounding query: the prompt's ids and the film's pixels at the tower's side.
+struct Query {
+    ids: Vec<i64>,
+    pixels: Vec<f32>,
+    side: usize,
+}
+
+impl Query {
+    fn of(g: &Grounder, film: &medground::image::Picture) -> Result<Self> {
+        Ok(Self {
+            ids: g.prompt_ids(PHRASE, 0)?.into_iter().map(i64::from).collect(),
+            pixels: g.pixels(film).to_data().try_to_vec::<f32>().map_err(other)?,
+            side: g.config.vision_config.image_size,
+        })
+    }
+}
+
 /// The training batch in Hugging Face form (input_ids, labels with -100 off the answers,
 /// pixel_values) and the grounding query (query_ids, query_pixels).
 fn save_inputs(
     dir: &std::path::Path,
-    g: &Grounder,
-    film: &medground::image::Picture,
+    query: &Query,
     tb: &TrainBatch,
     batch: usize,
     meta: serde_json::Value,
@@ -244,17 +264,8 @@ fn save_inputs(
         .to_data()
         .try_to_vec::<f32>()
         .map_err(other)?;
-    let query: Vec<i64> = g
-        .prompt_ids(PHRASE, 0)?
-        .into_iter()
-        .map(i64::from)
-        .collect();
-    let query_pixels: Vec<f32> = g
-        .pixels(film)
-        .to_data()
-        .try_to_vec::<f32>()
-        .map_err(other)?;
-    let s = g.config.vision_config.image_size;
+    let (query_pixels, s) = (&query.pixels, query.side);
+    let query = &query.ids;
     let bytes = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let tensors: Vec<(&str, D, Vec<usize>, Vec<u8>)> = vec![
