@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{sigmoid, silu};
-use burn::backend::Dispatch;
 use medground::model::Idefics3Config;
 use medground::model::fused::Fused;
 use medground::model::vision::VisionTransformer;

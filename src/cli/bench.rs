@@ -235,8 +235,16 @@ struct Query {
 impl Query {
     fn of(g: &Grounder, film: &medground::image::Picture) -> Result<Self> {
         Ok(Self {
-            ids: g.prompt_ids(PHRASE, 0)?.into_iter().map(i64::from).collect(),
-            pixels: g.pixels(film).to_data().try_to_vec::<f32>().map_err(other)?,
+            ids: g
+                .prompt_ids(PHRASE, 0)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+            pixels: g
+                .pixels(film)
+                .to_data()
+                .try_to_vec::<f32>()
+                .map_err(other)?,
             side: g.config.vision_config.image_size,
         })
     }
