@@ -1,12 +1,12 @@
 //! Matrix products on the CPU through the `matrixmultiply` crate, split over rayon's threads.
 //!
-//! Burn's CPU backend (flex) multiplies with the `gemm` crate, which on the shapes of a training
-//! step (an inner dimension of 16 to 768, 3,000 to 4,000 rows) runs at about two thirds of
-//! `matrixmultiply`'s rate on one thread and splits less evenly over two (`bash
-//! tools/profile.sh`, docs/speed.md). Here each product is cut into as many blocks of rows (or
-//! columns, where those are more) as there are threads, each block one single-threaded
-//! `matrixmultiply` call reading the operands through their strides: a transposed view (the
-//! backward pass's `W^T`, `X^T`) is read in place, never copied.
+//! Burn's CPU backend (flex) multiplies with the `gemm` crate, which on several shapes of a
+//! training step (the MLP's gate and up projections, attention's scores) runs at half the rate
+//! reached here or less, splitting less evenly over the threads and copying transposed views
+//! first (`bash tools/profile.sh`, docs/speed.md). Here each product is cut into as many blocks
+//! of rows (or columns, where those are more) as there are threads, each block one
+//! single-threaded `matrixmultiply` call reading the operands through their strides: a
+//! transposed view (the backward pass's `W^T`, `X^T`) is read in place, never copied.
 
 use rayon::prelude::*;
 
