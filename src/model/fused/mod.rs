@@ -8,6 +8,10 @@
 //! one tracked op with a hand-written backward pass (`tracked.rs`). Other backends (wgpu,
 //! WebGPU, CUDA) run the composition (`composed.rs`), which their own fusion compiles. The same
 //! functions run in the browser's CPU fallback (one thread there).
+//!
+//! Training's matrix products (the linear layers' `affine`, attention's `product`) are here too:
+//! natively on flex they run through `product.rs` (`flex_products.rs` reads the tensors), in wasm
+//! and on the other backends through Burn's own.
 
 pub mod attention;
 pub mod norm;
