@@ -58,8 +58,8 @@ pub fn load_in_pieces<M: ModuleSnapshot + Module>(
             .count()
             .max(1)
             .min(rest.len());
-        let (piece, later) = rest.split_at(count);
-        let views = piece
+        let (chunk, later) = rest.split_at(count);
+        let views = chunk
             .iter()
             .map(|(name, info)| {
                 let (a, b) = info.data_offsets;
@@ -78,7 +78,7 @@ pub fn load_in_pieces<M: ModuleSnapshot + Module>(
             Some(before) => before.into_iter().filter(|n| now.contains(n)).collect(),
         });
         unused.extend(result.unused);
-        if let Some((_, info)) = piece.last() {
+        if let Some((_, info)) = chunk.last() {
             bytes.truncate(start + info.data_offsets.0);
             bytes.shrink_to_fit();
         }
