@@ -11,7 +11,6 @@ use super::simd::{exp, rows};
 /// Rows of `cols` scores, each `softmax(scale * row)`; with `causal`, row `r` (query
 /// `r % queries`) keeps the first `r % queries + cols - queries + 1` columns, the rest 0.
 pub fn softmax_rows(x: &[f32], cols: usize, queries: usize, scale: f32, causal: bool) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
     let row = |r: usize, x: &[f32], out: &mut [f32]| {
         let keep = if causal {
             (r % queries + cols + 1).saturating_sub(queries).min(cols)
@@ -31,22 +30,19 @@ pub fn softmax_rows(x: &[f32], cols: usize, queries: usize, scale: f32, causal: 
         let inv = 1.0 / sum;
         o.iter_mut().for_each(|v| *v *= inv);
     };
-    rows(&mut out, x, None, cols, |r, x, _, o| row(r, x, o));
-    out
+    rows(x, None, cols, |r, x, _, o| row(r, x, o))
 }
 
 /// The gradient of the scaled scores from `p = softmax_rows(..)` and the gradient `g` of `p`:
 /// `scale * p * (g - sum(p * g))` per row.
 pub fn softmax_rows_backward(p: &[f32], g: &[f32], cols: usize, scale: f32) -> Vec<f32> {
-    let mut out = vec![0.0f32; p.len()];
-    rows(&mut out, p, Some(g), cols, |_, p, g, o| {
+    rows(p, Some(g), cols, |_, p, g, o| {
         let g = g.expect("gradient");
         let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum();
         for ((o, p), g) in o.iter_mut().zip(p).zip(g) {
             *o = scale * p * (g - dot);
         }
-    });
-    out
+    })
 }
 
 #[cfg(test)]

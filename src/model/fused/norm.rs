@@ -13,20 +13,17 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
 
 pub fn forward(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     let d = gamma.len();
-    let mut out = vec![0.0f32; x.len()];
-    rows(&mut out, x, None, d, |_, x, _, o| {
+    rows(x, None, d, |_, x, _, o| {
         let r = inv_rms(x, eps);
         for ((o, x), g) in o.iter_mut().zip(x).zip(gamma) {
             *o = x * r * g;
         }
-    });
-    out
+    })
 }
 
 pub fn backward_x(x: &[f32], gamma: &[f32], dy: &[f32], eps: f32) -> Vec<f32> {
     let d = gamma.len();
-    let mut out = vec![0.0f32; x.len()];
-    rows(&mut out, x, Some(dy), d, |_, x, dy, o| {
+    rows(x, Some(dy), d, |_, x, dy, o| {
         let dy = dy.expect("gradient");
         let r = inv_rms(x, eps);
         let s: f32 = x
@@ -39,8 +36,7 @@ pub fn backward_x(x: &[f32], gamma: &[f32], dy: &[f32], eps: f32) -> Vec<f32> {
         for (((o, x), g), w) in o.iter_mut().zip(x).zip(dy).zip(gamma) {
             *o = r * g * w - x * k;
         }
-    });
-    out
+    })
 }
 
 /// `sum over rows of dy x r`, `[d]`.
