@@ -285,12 +285,12 @@ fn save_inputs(
             vec![batch, 3, s, s],
             floats(&pixels),
         ),
-        ("query_ids", D::I64, vec![1, query.len()], bytes(&query)),
+        ("query_ids", D::I64, vec![1, query.len()], bytes(query)),
         (
             "query_pixels",
             D::F32,
             vec![1, 3, s, s],
-            floats(&query_pixels),
+            floats(query_pixels),
         ),
     ];
     let views: HashMap<String, TensorView> = tensors

@@ -3,10 +3,12 @@
 
 use burn::prelude::*;
 
-/// Cosine and sine tables for one run of positions `start..start + len`.
+use super::fused;
+
+/// Cosine and sine tables for one run of positions `start..start + len`, `[len, head_dim]`.
 pub struct Rope {
-    cos: Tensor<4>,
-    sin: Tensor<4>,
+    cos: Tensor<2>,
+    sin: Tensor<2>,
 }
 
 impl Rope {
@@ -23,23 +25,16 @@ impl Rope {
                 sin.push(angle.sin());
             }
         }
-        let table = |v: Vec<f32>| {
-            Tensor::<1>::from_data(TensorData::new(v, [len * head_dim]), device)
-                .reshape([1, 1, len, head_dim])
-        };
+        let table =
+            |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [len, head_dim]), device);
         Self {
             cos: table(cos),
             sin: table(sin),
         }
     }
 
-    /// `[batch, heads, len, head_dim]` -> same shape, rotated by position.
+    /// `[batch, len, heads, head_dim]` -> same shape, rotated by position (`fused::rope`).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, h, s, d] = x.dims();
-        let half = d / 2;
-        let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..half]);
-        let x2 = x.clone().slice([0..b, 0..h, 0..s, half..d]);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * self.cos.clone() + rotated * self.sin.clone()
+        fused::rope(x, self.cos.clone(), self.sin.clone())
     }
 }

@@ -5,7 +5,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::prelude::*;
 
 use super::config::TextConfig;
-use super::fused::{attention, rms_norm, silu};
+use super::fused::{attention, rms_norm, swiglu};
 use super::lora::linear;
 use super::rope::Rope;
 
@@ -76,10 +76,14 @@ impl TextAttention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let split = |t: Tensor<3>, n| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let q = rope.apply(split(linear(&self.q_proj, x.clone()), h));
-        let k = rope.apply(split(linear(&self.k_proj, x.clone()), kvh));
-        let v = split(linear(&self.v_proj, x), kvh);
+        let heads = |t: Tensor<3>, n| t.reshape([b, s, n, hd]);
+        let q = rope
+            .apply(heads(linear(&self.q_proj, x.clone()), h))
+            .swap_dims(1, 2);
+        let k = rope
+            .apply(heads(linear(&self.k_proj, x.clone()), kvh))
+            .swap_dims(1, 2);
+        let v = heads(linear(&self.v_proj, x), kvh).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
@@ -111,8 +115,8 @@ pub struct TextMlp {
 
 impl TextMlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(linear(&self.gate_proj, x.clone()));
-        linear(&self.down_proj, gate * linear(&self.up_proj, x))
+        let gate = linear(&self.gate_proj, x.clone());
+        linear(&self.down_proj, swiglu(gate, linear(&self.up_proj, x)))
     }
 }
 

@@ -20,6 +20,52 @@ pub fn silu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> Flo
     B::float_mul(grad, B::float_mul(s, inner))
 }
 
+/// `silu(gate) * up`.
+pub fn swiglu<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_mul(silu::<B>(gate), up)
+}
+
+pub fn swiglu_backward_gate<B: Backend>(
+    gate: FloatTensor<B>,
+    up: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    silu_backward::<B>(gate, B::float_mul(grad, up))
+}
+
+pub fn swiglu_backward_up<B: Backend>(
+    gate: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    B::float_mul(grad, silu::<B>(gate))
+}
+
+/// `x cos + rotate_half(x) sin` (with `inverse`, `- rotate_half(x) sin`) over `x`
+/// `[batch, positions, heads, head_dim]`, the tables `[positions, head_dim]`.
+pub fn rope<B: Backend>(
+    x: FloatTensor<B>,
+    cos: FloatTensor<B>,
+    sin: FloatTensor<B>,
+    inverse: bool,
+) -> FloatTensor<B> {
+    use burn::tensor::Slice;
+    let [b, s, h, d] = x.shape().dims();
+    let half = d / 2;
+    let part = |r: std::ops::Range<usize>| {
+        let slices = [0..b, 0..s, 0..h, r].map(Slice::from);
+        B::float_slice(x.clone(), &slices)
+    };
+    let (x1, x2) = (part(0..half), part(half..d));
+    let rotated = B::float_cat(vec![B::float_neg(x2), x1], 3);
+    let table = |t: FloatTensor<B>| B::float_reshape(t, [1, s, 1, d].into());
+    let sin = table(sin);
+    let sin = if inverse { B::float_neg(sin) } else { sin };
+    B::float_add(
+        B::float_mul(x.clone(), table(cos)),
+        B::float_mul(rotated, sin),
+    )
+}
+
 /// `2 sqrt(2/pi) (x + 0.044715 x^3)`: `gelu_tanh(x) = x * sigmoid(this)`.
 fn arg<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let cube = B::float_mul(B::float_mul(x.clone(), x.clone()), x.clone());

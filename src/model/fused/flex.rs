@@ -7,7 +7,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::prelude::*;
 
 use super::flex_products as products;
-use super::{Fused, attention, composed, norm, simd};
+use super::{Fused, attention, composed, norm, rotary, simd};
 
 /// `f` over a flex tensor's values, one fused pass; the composition `or` for other dtypes.
 fn flex_map(
@@ -61,6 +61,48 @@ impl Fused for Flex {
             simd::silu_backward,
             composed::silu_backward::<Flex>,
         )
+    }
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_zip(gate, up, |g, u| simd::silu(g) * u, composed::swiglu::<Flex>)
+    }
+    fn swiglu_backward_gate(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let same = gate.layout().shape() == up.layout().shape()
+            && gate.layout().shape() == grad.layout().shape();
+        let Some([g, u, dy]) = dense_f32([&gate, &up, &grad]).filter(|_| same) else {
+            return composed::swiglu_backward_gate::<Flex>(gate, up, grad);
+        };
+        let dg = simd::zip3(slice(&g), slice(&u), slice(&dy), simd::swiglu_backward_gate);
+        flex_from(dg, gate.layout().shape().clone())
+    }
+    fn swiglu_backward_up(gate: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_zip(
+            gate,
+            grad,
+            |g, dy| dy * simd::silu(g),
+            composed::swiglu_backward_up::<Flex>,
+        )
+    }
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        inverse: bool,
+    ) -> FloatTensor<Self> {
+        let dims = x.layout().shape().clone();
+        let fits = dims.num_dims() == 4
+            && dims[3].is_multiple_of(2)
+            && cos.layout().shape().num_elements() == dims[1] * dims[3]
+            && sin.layout().shape().num_elements() == dims[1] * dims[3];
+        let Some([xs, c, s]) = dense_f32([&x, &cos, &sin]).filter(|_| fits) else {
+            return composed::rope::<Flex>(x, cos, sin, inverse);
+        };
+        let sizes = [dims[1], dims[2], dims[3]];
+        let y = rotary::apply(slice(&xs), slice(&c), slice(&s), sizes, inverse);
+        flex_from(y, dims)
     }
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         flex_map(x, simd::gelu_tanh, composed::gelu_tanh::<Flex>)

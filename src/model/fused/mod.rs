@@ -1,5 +1,6 @@
-//! Fused kernels through Burn's backend extension: SiLU (the text MLP's gate), the tanh GELU (the
-//! vision MLP's), RMSNorm, and attention for training, each one pass forward and one backward.
+//! Fused kernels through Burn's backend extension: SiLU and SwiGLU (the text MLP's gate), the
+//! tanh GELU (the vision MLP's), RMSNorm, rotary positions, and attention for training, each one
+//! pass forward and one backward.
 //!
 //! Burn composes these from elementwise ops, each a pass over the tensor (the sigmoid a scalar
 //! loop on one thread in the CPU backend, flex), and under autodiff each op keeps its own state
@@ -17,6 +18,7 @@ pub mod attention;
 pub mod norm;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod product;
+pub mod rotary;
 pub mod simd;
 
 use burn::backend::tensor::FloatTensor;
@@ -40,6 +42,32 @@ pub trait Fused: Backend {
     /// `grad * d gelu_tanh(x) / dx`.
     fn gelu_tanh_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         composed::gelu_tanh_backward::<Self>(x, grad)
+    }
+    /// `silu(gate) * up`: the text MLP's gated activation.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::swiglu::<Self>(gate, up)
+    }
+    /// The gate's gradient, `grad * up * silu'(gate)`.
+    fn swiglu_backward_gate(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed::swiglu_backward_gate::<Self>(gate, up, grad)
+    }
+    /// The up projection's gradient, `grad * silu(gate)`.
+    fn swiglu_backward_up(gate: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed::swiglu_backward_up::<Self>(gate, grad)
+    }
+    /// Rotary positions over `x` `[batch, positions, heads, head_dim]`, the tables
+    /// `[positions, head_dim]`; `inverse` turns them back (the backward pass: `rotary.rs`).
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        inverse: bool,
+    ) -> FloatTensor<Self> {
+        composed::rope::<Self>(x, cos, sin, inverse)
     }
     /// `a b` over the last two dimensions, the leading ones broadcast: Burn's `matmul`.
     fn product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -111,6 +139,37 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     } else {
         burn::tensor::activation::silu(x)
     }
+}
+
+/// `silu(gate) * up` (SwiGLU's gating), one pass on flex.
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    if on_flex(&gate) {
+        let out = <Dispatch as Fused>::swiglu(gate.into_dispatch(), up.into_dispatch());
+        Tensor::from_dispatch(out)
+    } else {
+        burn::tensor::activation::silu(gate) * up
+    }
+}
+
+/// Rotary positions over `x` `[batch, positions, heads, head_dim]` with the tables `cos` and
+/// `sin` `[positions, head_dim]`: one pass on flex, Burn's composition elsewhere.
+pub fn rope(x: Tensor<4>, cos: Tensor<2>, sin: Tensor<2>) -> Tensor<4> {
+    let out = if on_flex(&x) {
+        <Dispatch as Fused>::rope(
+            x.into_dispatch(),
+            cos.into_dispatch(),
+            sin.into_dispatch(),
+            false,
+        )
+    } else {
+        composed::rope::<Dispatch>(
+            x.into_dispatch(),
+            cos.into_dispatch(),
+            sin.into_dispatch(),
+            false,
+        )
+    };
+    Tensor::from_dispatch(out)
 }
 
 /// `gelu_pytorch_tanh`: `x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2`, computed as

@@ -65,6 +65,12 @@ pub fn gelu_tanh_backward(x: f32, g: f32) -> f32 {
     g * (x * s * (1.0 - s) * du + s)
 }
 
+/// SwiGLU's gradient with respect to the gate, `g * up * silu'(gate)`.
+#[inline(always)]
+pub fn swiglu_backward_gate(gate: f32, up: f32, g: f32) -> f32 {
+    silu_backward(gate, g * up)
+}
+
 macro_rules! versions {
     ($name:ident, $body:ident, ($($arg:ident),*)) => {
         /// The loop, compiled once per instruction set.
@@ -106,6 +112,7 @@ macro_rules! versions {
 
 versions!(map_serial, map_body, (x));
 versions!(zip_serial, zip_body, (x, y));
+versions!(zip3_serial, zip3_body, (x, y, z));
 
 /// Values a thread takes at a time.
 #[cfg(not(target_arch = "wasm32"))]
@@ -161,6 +168,23 @@ pub fn zip(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Copy + Send + Syn
     written(x.len(), CHUNK, |at, o| {
         let span = at..at + o.len();
         zip_serial(o, &x[span.clone()], &y[span], f)
+    })
+}
+
+/// `out[i] = f(x[i], y[i], z[i])`, over threads.
+pub fn zip3(
+    x: &[f32],
+    y: &[f32],
+    z: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Copy + Send + Sync,
+) -> Vec<f32> {
+    assert!(
+        x.len() == y.len() && x.len() == z.len(),
+        "zip3 of unequal lengths"
+    );
+    written(x.len(), CHUNK, |at, o| {
+        let span = at..at + o.len();
+        zip3_serial(o, &x[span.clone()], &y[span.clone()], &z[span], f)
     })
 }
 

@@ -205,6 +205,25 @@ fn compositions_match_the_kernels() {
         1e-5,
     ));
     assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
+    // Rotary positions both ways, on a view ([batch 2, positions 3, heads 7, head_dim 6]).
+    let x = x.reshape([2, 3, 7, 7]).slice([0..2, 0..3, 0..7, 0..6]);
+    let table = |_| Tensor::<2>::random([3, 6], Distribution::Default, &device).into_dispatch();
+    let (cos, sin) = (table(0), table(1));
+    for inverse in [false, true] {
+        let a = Tensor::<4>::from_dispatch(<Dispatch as super::Fused>::rope(
+            d(&x),
+            cos.clone(),
+            sin.clone(),
+            inverse,
+        ));
+        let b = Tensor::<4>::from_dispatch(super::composed::rope::<Dispatch>(
+            d(&x),
+            cos.clone(),
+            sin.clone(),
+            inverse,
+        ));
+        assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
+    }
 }
 
 /// The composition is the tanh formula itself (checked against it directly).
@@ -294,4 +313,78 @@ fn affine_matches_burns_linear() {
     ));
     let worst = (ours - a.matmul(b)).abs().max().into_scalar::<f32>();
     assert!(worst <= 1e-5, "batched product: off by {worst}");
+}
+
+/// Values and gradients of two functions of two tensors on flex under autodiff, to 1e-5.
+fn parity2(
+    inputs: [Tensor<4>; 2],
+    ours: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    theirs: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+) {
+    let device = inputs[0].device();
+    let dims = inputs[0].dims();
+    let w = Tensor::<4>::random(dims, Distribution::Default, &device);
+    let run = |f: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
+        let [a, b] = inputs.clone().map(|t| t.require_grad());
+        let y = f(a.clone(), b.clone());
+        let grads = (y.clone() * w.clone()).sum().backward();
+        let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+        let grad = |t: &Tensor<4>| t.grad(&grads).map(flat).unwrap_or_default();
+        [flat(y.inner()), grad(&a), grad(&b)]
+    };
+    let (x, y) = (run(&ours), run(&theirs));
+    for ((name, a), b) in ["values", "first's gradient", "second's"]
+        .iter()
+        .zip(&x)
+        .zip(&y)
+    {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            a.len() == b.len() && worst <= 1e-5 * scale,
+            "{name}: off by {worst} of {scale}"
+        );
+    }
+}
+
+/// SwiGLU's gating as one op against `silu(gate) * up`: values and both gradients.
+#[test]
+fn fused_swiglu_matches_the_composition() {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let r = || Tensor::<4>::random([2, 4, 33, 65], Distribution::Normal(0.0, 4.0), &device);
+    parity2([r(), r()], super::swiglu, |gate, up| {
+        burn::tensor::activation::silu(gate) * up
+    });
+}
+
+/// Rotary positions as one op against the rotate-half composition on `[batch, positions,
+/// heads, head_dim]`, with tables as the model's (each angle repeated over the two halves):
+/// values and the input's gradient.
+#[test]
+fn fused_rope_matches_the_composition() {
+    let device = Device::flex().autodiff();
+    device.seed(13);
+    let (b, s, h, d) = (3usize, 11usize, 4usize, 16usize);
+    let angles: Vec<f32> = (0..s * d)
+        .map(|i| (i / d) as f32 * 0.9f32.powi((i % d % (d / 2)) as i32))
+        .collect();
+    let table = |f: fn(f32) -> f32| {
+        let v = angles.iter().map(|a| f(*a)).collect::<Vec<_>>();
+        Tensor::<2>::from_data(TensorData::new(v, [s, d]), &device)
+    };
+    let (cos, sin) = (table(f32::cos), table(f32::sin));
+    let x = Tensor::<4>::random([b, s, h, d], Distribution::Normal(0.0, 2.0), &device);
+    let unused = Tensor::<4>::zeros([b, s, h, d], &device);
+    parity2(
+        [x, unused],
+        |x, _| super::rope(x, cos.clone(), sin.clone()),
+        |x, _| {
+            let x1 = x.clone().slice([0..b, 0..s, 0..h, 0..d / 2]);
+            let x2 = x.clone().slice([0..b, 0..s, 0..h, d / 2..d]);
+            let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+            let t = |t: Tensor<2>| t.reshape([1, s, 1, d]);
+            x * t(cos.clone()) + rotated * t(sin.clone())
+        },
+    );
 }

@@ -49,6 +49,17 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         rms_norm::<B, C>(x, gamma, eps)
     }
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        swiglu::<B, C>(gate, up)
+    }
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        inverse: bool,
+    ) -> FloatTensor<Self> {
+        rope::<B, C>(x, cos, sin, inverse)
+    }
     fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         affine::<B, C>(x, w)
     }
@@ -60,6 +71,74 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
         causal: bool,
     ) -> FloatTensor<Self> {
         attention::<B, C>(q, k, v, scale, causal)
+    }
+}
+
+/// `silu(gate) * up` as one tracked op; its state is both inputs.
+fn swiglu<B: Backend + Fused, C: CheckpointStrategy>(
+    gate: FloatTensor<Autodiff<B, C>>,
+    up: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Swiglu;
+
+    impl<B: Backend + Fused> Backward<B, 2> for Swiglu {
+        type State = (FloatTensor<B>, FloatTensor<B>);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (gate, up) = ops.state;
+            let gate2 = gate.clone();
+            binary::<B, _, _>(
+                ops.parents,
+                ops.node,
+                grads,
+                |grad| B::swiglu_backward_gate(gate, up, grad),
+                |grad| B::swiglu_backward_up(gate2, grad),
+            );
+        }
+    }
+
+    let (gate, node_gate) = gate.into_parts();
+    let (up, node_up) = up.into_parts();
+    let out = B::swiglu(gate.clone(), up.clone());
+    match Swiglu
+        .prepare::<C>([node_gate, node_up])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((gate, up), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// Rotary positions as one tracked op over `x` (the tables are constants): the backward pass
+/// turns the gradient back (`rotary.rs`).
+fn rope<B: Backend + Fused, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    cos: FloatTensor<Autodiff<B, C>>,
+    sin: FloatTensor<Autodiff<B, C>>,
+    inverse: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Rope;
+
+    impl<B: Backend + Fused> Backward<B, 1> for Rope {
+        type State = (FloatTensor<B>, FloatTensor<B>, bool);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (cos, sin, inverse) = ops.state;
+            unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                B::rope(grad, cos, sin, !inverse)
+            });
+        }
+    }
+
+    let (x, node) = x.into_parts();
+    let (cos, sin) = (cos.into_primitive(), sin.into_primitive());
+    let out = B::rope(x, cos.clone(), sin.clone(), inverse);
+    match Rope.prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((cos, sin, inverse), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
