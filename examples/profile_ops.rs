@@ -43,7 +43,7 @@ fn main() {
     let rand = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Default, &dev);
 
     println!(
-        "| matrix product | flex (gemm crate) GFLOP/s | medground's training path (matrixmultiply) GFLOP/s |\n|---|---:|---:|"
+        "| matrix product | flex (gemm crate) GFLOP/s | medground's training path (`product.rs`) GFLOP/s |\n|---|---:|---:|"
     );
     let products = [
         (
@@ -59,6 +59,7 @@ fn main() {
             "vision fc1 [16,196,192] x [192,768]",
             [1, 16 * 196, 192, 768],
         ),
+        ("LoRA A [16,239,256] x [256,16]", [1, 16 * 239, 256, 16]),
         ("LoRA B [16,239,16] x [16,256]", [1, 16 * 239, 16, 256]),
         (
             "text scores Q K^T [64,239,64] x [64,239]",

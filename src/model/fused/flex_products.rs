@@ -50,9 +50,8 @@ mod native {
 
     use super::super::product::{Operand, product as multiply};
 
-    /// Below this many rows, or an inner or outer dimension below `NARROW`, Burn's product runs.
+    /// Below this many rows Burn's product runs.
     const FEW_ROWS: usize = 16;
-    const NARROW: usize = 32;
 
     pub fn product(
         a: &FloatTensor<Flex>,
@@ -66,9 +65,8 @@ mod native {
             return None;
         }
         let [m, k, n] = [sa[ra - 2], sa[ra - 1], sb[rb - 1]];
-        // A few rows (one new token at a time), or the adapter's rank as the inner or outer
-        // dimension: the gemm crate's paths for those are the faster (`tools/profile.sh`).
-        if m < FEW_ROWS || k < NARROW || n < NARROW {
+        // A few rows (one new token at a time): nothing to split over the threads.
+        if m < FEW_ROWS {
             return None;
         }
         // The output's leading dimensions: both operands' right-aligned, 1 broadcast.

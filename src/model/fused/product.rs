@@ -1,12 +1,13 @@
-//! Matrix products on the CPU through the `matrixmultiply` crate, split over rayon's threads.
+//! Matrix products on the CPU, split over rayon's threads, each block one single-threaded call
+//! of the `gemm` crate.
 //!
-//! Burn's CPU backend (flex) multiplies with the `gemm` crate, which on several shapes of a
-//! training step (the MLP's gate and up projections, attention's scores) runs at half the rate
-//! reached here or less, splitting less evenly over the threads and copying transposed views
-//! first (`bash tools/profile.sh`, docs/speed.md). Here each product is cut into as many blocks
-//! of rows (or columns, where those are more) as there are threads, each block one
-//! single-threaded `matrixmultiply` call reading the operands through their strides: a
-//! transposed view (the backward pass's `W^T`, `X^T`) is read in place, never copied.
+//! Burn's CPU backend (flex) calls the same crate with its own threading, which on several
+//! shapes of a training step (the MLP's gate and up projections, attention's scores) runs at
+//! half the rate reached here or less, splitting less evenly over the threads and copying
+//! transposed views first (`bash tools/profile.sh`, docs/speed.md). Here each product is cut
+//! into as many blocks of rows (or columns, where those are more) as there are threads, each
+//! block read through the operands' strides: a transposed view (the backward pass's `W^T`,
+//! `X^T`) is read in place, never copied.
 
 use rayon::prelude::*;
 
@@ -24,14 +25,13 @@ pub struct Operand<'a> {
 pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f32]>) -> Vec<f32> {
     let batch = a.starts.len();
     let total = batch * m * n;
-    // Not zeroed: `sgemm` with beta 0 writes every value without reading it (its documented
-    // contract), and with a bias each task first writes the bias into its own block. A zeroed
+    // Not zeroed: without a bias `gemm` writes every value without reading it (`read_dst`
+    // false), and with one each task first writes the bias into its own block. A zeroed
     // allocation was one thread's `memset` over cold pages, a tenth of a step's serial time.
     let mut out: Vec<f32> = Vec::with_capacity(total);
     if total == 0 {
         return out;
     }
-    let beta = if bias.is_some() { 1.0 } else { 0.0 };
     // Blocks per matrix: enough to give every thread work when the batch is smaller than the
     // pool; a small product stays whole.
     let threads = rayon::current_num_threads();
@@ -66,27 +66,33 @@ pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f
         }
         // SAFETY: the operands' extents were checked against their slices just above; the
         // blocks of `out` are disjoint (distinct matrices, or distinct rows or columns of one).
+        // Without a bias `read_dst` is false and the block is written without being read.
         unsafe {
-            matrixmultiply::sgemm(
+            gemm::gemm(
                 rows,
-                k,
                 cols,
-                1.0,
-                a.values.as_ptr().add(a_at),
-                a.strides[0] as isize,
-                a.strides[1] as isize,
-                b.values.as_ptr().add(b_at),
-                b.strides[0] as isize,
-                b.strides[1] as isize,
-                beta,
+                k,
                 c_block,
-                n as isize,
                 1,
+                n as isize,
+                bias.is_some(),
+                a.values.as_ptr().add(a_at),
+                a.strides[1] as isize,
+                a.strides[0] as isize,
+                b.values.as_ptr().add(b_at),
+                b.strides[1] as isize,
+                b.strides[0] as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
             )
         }
     });
     // SAFETY: the tasks' blocks cover every value of the `batch` matrices, each written by
-    // `sgemm` (or its bias, then `sgemm`).
+    // `gemm` (or its bias, then `gemm`).
     unsafe { out.set_len(total) };
     out
 }
@@ -151,17 +157,19 @@ mod tests {
                     starts: vec![0, 0],
                     strides,
                 };
-                let c = product([m, k, n], &a_op, &b_op, Some(&bias));
-                for i in 0..2 {
-                    let want = naive(m, k, n, &a[i * m * k..(i + 1) * m * k], &b);
-                    for (j, (got, want)) in
-                        c[i * m * n..(i + 1) * m * n].iter().zip(&want).enumerate()
-                    {
-                        let want = want + bias[j % n];
-                        assert!(
-                            (got - want).abs() <= 1e-3 * want.abs().max(1.0),
-                            "{m}x{k}x{n}"
-                        );
+                for with_bias in [false, true] {
+                    let c = product([m, k, n], &a_op, &b_op, with_bias.then_some(&bias[..]));
+                    for i in 0..2 {
+                        let want = naive(m, k, n, &a[i * m * k..(i + 1) * m * k], &b);
+                        for (j, (got, want)) in
+                            c[i * m * n..(i + 1) * m * n].iter().zip(&want).enumerate()
+                        {
+                            let want = want + if with_bias { bias[j % n] } else { 0.0 };
+                            assert!(
+                                (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                                "{m}x{k}x{n}"
+                            );
+                        }
                     }
                 }
             }
