@@ -46,9 +46,19 @@ impl Fused for Flex {
         }
     }
     fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        match products::affine(&x, &w) {
+        match products::affine(&x, &w, None) {
             Some(out) => out,
             None => Flex::linear(x, w, None),
+        }
+    }
+    fn affine_bias(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match products::affine(&x, &w, Some(&bias)) {
+            Some(out) => out,
+            None => Flex::linear(x, w, Some(bias)),
         }
     }
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -21,9 +21,13 @@ pub fn product(
     native::product(a, b, bias)
 }
 
-/// `x w` over `x`'s last dimension; with `x` contiguous its leading dimensions become the rows
-/// of one product.
-pub fn affine(x: &FloatTensor<Flex>, w: &FloatTensor<Flex>) -> Option<FloatTensor<Flex>> {
+/// `x w + bias` over `x`'s last dimension; with `x` contiguous its leading dimensions become
+/// the rows of one product.
+pub fn affine(
+    x: &FloatTensor<Flex>,
+    w: &FloatTensor<Flex>,
+    bias: Option<&FloatTensor<Flex>>,
+) -> Option<FloatTensor<Flex>> {
     let shape = x.layout().shape().clone();
     let rank = shape.num_dims();
     if rank < 2 || w.layout().shape().num_dims() != 2 {
@@ -35,7 +39,7 @@ pub fn affine(x: &FloatTensor<Flex>, w: &FloatTensor<Flex>) -> Option<FloatTenso
     } else {
         x.clone()
     };
-    let out = product(&x2, w, None)?;
+    let out = product(&x2, w, bias)?;
     let mut dims = shape.to_vec();
     dims[rank - 1] = w.layout().shape()[1];
     Some(out.reshape(dims.into()))

@@ -77,6 +77,14 @@ pub trait Fused: Backend {
     fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear(x, w, None)
     }
+    /// `x w + bias`, `bias` `[d_out]`: Burn's `linear` (outside training: not tracked here).
+    fn affine_bias(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::linear(x, w, Some(bias))
+    }
     /// `softmax(scale * x)` over the last dimension; with `causal`, masked as `attention.rs` says.
     fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
         composed::softmax_rows::<Self>(x, scale, causal)
@@ -182,21 +190,29 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// `x w + bias`: Burn's `linear` (`w` `[d_in, d_out]`). In training on flex (under autodiff),
+/// Rows from which a product outside training takes `product.rs` too (the frozen vision
+/// tower's batches in training): flex's own allocates each output twice over and adds the bias
+/// on one thread. Fewer rows (a film's tiles, one token) stay with it (docs/speed.md).
+const MANY_ROWS: usize = 2048;
+
+/// `x w + bias`: Burn's `linear` (`w` `[d_in, d_out]`). On flex in training (under autodiff),
 /// one tracked op whose products, forward and backward, are split over the threads
-/// (`product.rs`); elsewhere Burn's, which measured as fast or faster where the weights come cold
-/// from memory once per answer (grounding: docs/speed.md).
+/// (`product.rs`), and outside it the same products for `MANY_ROWS` rows or more; elsewhere
+/// Burn's.
 pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
-    if !(x.is_autodiff() && on_flex(&x)) {
+    let rows = x.dims()[..D - 1].iter().product::<usize>();
+    let tracked = x.is_autodiff();
+    if !on_flex(&x) || !(tracked || rows >= MANY_ROWS) {
         return burn::tensor::module::linear(x, w, bias);
     }
-    let out = Tensor::from_dispatch(<Dispatch as Fused>::affine(
-        x.into_dispatch(),
-        w.into_dispatch(),
-    ));
+    let (x, w) = (x.into_dispatch(), w.into_dispatch());
     match bias {
-        Some(b) => out + b.unsqueeze(),
-        None => out,
+        // Under autodiff the bias is added by Burn's (broadcast) sum, which tracks its gradient.
+        Some(b) if tracked => {
+            Tensor::from_dispatch(<Dispatch as Fused>::affine(x, w)) + b.unsqueeze()
+        }
+        Some(b) => Tensor::from_dispatch(<Dispatch as Fused>::affine_bias(x, w, b.into_dispatch())),
+        None => Tensor::from_dispatch(<Dispatch as Fused>::affine(x, w)),
     }
 }
 

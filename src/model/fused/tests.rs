@@ -305,6 +305,17 @@ fn affine_matches_burns_linear() {
         }
     }
     let plain = Device::flex();
+    // Outside autodiff, a batch of rows enough to take `product.rs` (`MANY_ROWS`), with a bias.
+    let x = Tensor::<3>::random([3, 700, 40], Distribution::Default, &plain);
+    let w = Tensor::<2>::random([40, 24], Distribution::Default, &plain);
+    let b = Tensor::<1>::random([24], Distribution::Default, &plain);
+    let ours = super::affine(x.clone(), w.clone(), Some(b.clone()));
+    let theirs = burn::tensor::module::linear(x, w, Some(b));
+    let worst = (ours - theirs).abs().max().into_scalar::<f32>();
+    assert!(
+        worst <= 1e-5,
+        "affine with a bias outside autodiff: off by {worst}"
+    );
     let a = Tensor::<4>::random([2, 3, 17, 9], Distribution::Default, &plain);
     let b = Tensor::<4>::random([2, 1, 13, 9], Distribution::Default, &plain).swap_dims(2, 3);
     let ours = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as super::Fused>::product(
