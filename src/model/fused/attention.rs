@@ -6,31 +6,24 @@
 //! `dK = dS^T Q`. The products are the backend's; the softmax and its backward are one fused
 //! pass per row on flex (`softmax_rows` below).
 
-use super::simd::{exp, rows};
+use super::simd::{rows, softmax_rows_in_place, written};
 
 /// Rows of `cols` scores, each `softmax(scale * row)`; with `causal`, row `r` (query
 /// `r % queries`) keeps the first `r % queries + cols - queries + 1` columns, the rest 0.
 pub fn softmax_rows(x: &[f32], cols: usize, queries: usize, scale: f32, causal: bool) -> Vec<f32> {
-    let row = |r: usize, x: &[f32], out: &mut [f32]| {
-        let keep = if causal {
+    let keep = move |r: usize| {
+        if causal {
             (r % queries + cols + 1).saturating_sub(queries).min(cols)
         } else {
             cols
-        };
-        if keep == 0 {
-            return;
         }
-        let (x, o) = (&x[..keep], &mut out[..keep]);
-        let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
-        let mut sum = 0.0f32;
-        for (o, v) in o.iter_mut().zip(x) {
-            *o = exp(v * scale - max);
-            sum += *o;
-        }
-        let inv = 1.0 / sum;
-        o.iter_mut().for_each(|v| *v *= inv);
     };
-    rows(x, None, cols, |r, x, _, o| row(r, x, o))
+    let cols = cols.max(1);
+    let per = ((1 << 14) / cols + 1) * cols; // values (whole rows) a task takes
+    written(x.len(), per, |at, o| {
+        o.copy_from_slice(&x[at..at + o.len()]);
+        softmax_rows_in_place(o, cols, scale, |r| keep(at / cols + r));
+    })
 }
 
 /// The gradient of the scaled scores from `p = softmax_rows(..)` and the gradient `g` of `p`:

@@ -162,6 +162,24 @@ impl Fused for Flex {
             [d].into(),
         )
     }
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: f64,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(out) = blocked_attention(&q, &k, &v, scale, causal) {
+            return out;
+        }
+        let options = burn::tensor::ops::AttentionModuleOptions {
+            scale: Some(scale),
+            is_causal: causal,
+            ..Default::default()
+        };
+        <Flex as ModuleOps<Flex>>::attention(q, k, v, None, None, options)
+    }
     fn softmax_rows(x: FloatTensor<Self>, scale: f64, causal: bool) -> FloatTensor<Self> {
         let dims = x.layout().shape().clone();
         let n = dims.num_dims();
@@ -185,6 +203,42 @@ impl Fused for Flex {
             attention::softmax_rows_backward(slice(&ps), slice(&gs), last_dim(&p), scale as f32);
         flex_from(ds, p.layout().shape().clone())
     }
+}
+
+/// `blocked.rs` over flex tensors read through their strides: `None` for another dtype, a
+/// negative stride, or heads that do not group.
+#[cfg(not(target_arch = "wasm32"))]
+fn blocked_attention(
+    q: &FloatTensor<Flex>,
+    k: &FloatTensor<Flex>,
+    v: &FloatTensor<Flex>,
+    scale: f64,
+    causal: bool,
+) -> Option<FloatTensor<Flex>> {
+    use super::blocked::{View, attention};
+    fn view(t: &FloatTensor<Flex>) -> Option<View<'_>> {
+        let layout = t.layout();
+        let strides = layout.strides();
+        let fits = t.dtype() == burn::tensor::DType::F32
+            && strides.len() == 4
+            && strides.iter().all(|s| *s >= 0);
+        fits.then(|| View {
+            values: t.storage::<f32>(),
+            offset: layout.start_offset(),
+            strides: [0, 1, 2, 3].map(|i| strides[i] as usize),
+        })
+    }
+    let (qv, kv, vv) = (view(q)?, view(k)?, view(v)?);
+    let (sq, sk, sv) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+    let [b, h, queries, d] = [sq[0], sq[1], sq[2], sq[3]];
+    let (kv_heads, keys) = (sk[1], sk[2]);
+    let same_kv = sk[0] == b && sv[0] == b && sv[1] == kv_heads && sv[2] == keys;
+    if !same_kv || sk[3] != d || sv[3] != d || kv_heads == 0 || h % kv_heads != 0 {
+        return None;
+    }
+    let sizes = [b, h, kv_heads, queries, keys, d];
+    let out = attention(&qv, &kv, &vv, sizes, scale as f32, causal);
+    Some(flex_from(out, [b, h, queries, d].into()))
 }
 
 /// Contiguous f32 copies of `ts` (the same tensors where they are already), or `None` when one

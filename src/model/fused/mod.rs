@@ -15,6 +15,8 @@
 //! and on the other backends through Burn's own.
 
 pub mod attention;
+#[cfg(not(target_arch = "wasm32"))]
+mod blocked;
 pub mod norm;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod product;
@@ -216,6 +218,10 @@ pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>
     }
 }
 
+/// Queries times keys from which attention outside training takes `blocked.rs` on flex (flex's
+/// own switches to its tiled path there too).
+const LONG: usize = 256 * 1024;
+
 /// `softmax(Q K^T / sqrt(head_dim)) V` over `[batch, heads, tokens, head_dim]`, with `causal`
 /// each query seeing the keys up to its position (aligned bottom-right, as Burn's mask is).
 /// Training on flex takes the one-op path (`attention.rs`); elsewhere Burn's attention (on flex
@@ -231,6 +237,12 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tens
             causal,
         );
         return Tensor::from_dispatch(out);
+    }
+    let [_, _, queries, d] = q.dims();
+    if on_flex(&q) && queries * k.dims()[2] >= LONG {
+        let scale = 1.0 / (d as f64).sqrt();
+        let (q, k, v) = (q.into_dispatch(), k.into_dispatch(), v.into_dispatch());
+        return Tensor::from_dispatch(<Dispatch as Fused>::attention(q, k, v, scale, causal));
     }
     let options = burn::tensor::ops::AttentionModuleOptions {
         is_causal: causal,

@@ -188,6 +188,75 @@ pub fn zip3(
     })
 }
 
+/// Each row of `cols` values in `buf` to `softmax(scale * row)` over its first `keep(r)` values,
+/// the rest 0. Max and sum over sixteen lanes, so that the compiler vectorises every pass (a
+/// running `f32` max or sum is a chain it may not reorder); built per instruction set as above.
+pub fn softmax_rows_in_place(
+    buf: &mut [f32],
+    cols: usize,
+    scale: f32,
+    keep: impl Fn(usize) -> usize + Copy,
+) {
+    #[inline(always)]
+    fn body(buf: &mut [f32], cols: usize, scale: f32, keep: impl Fn(usize) -> usize) {
+        const L: usize = 16;
+        for (r, row) in buf.chunks_mut(cols.max(1)).enumerate() {
+            let n = keep(r).min(row.len());
+            row[n..].fill(0.0);
+            let row = &mut row[..n];
+            if row.is_empty() {
+                continue;
+            }
+            let mut lanes = [f32::NEG_INFINITY; L];
+            let mut chunks = row.chunks_exact(L);
+            for c in &mut chunks {
+                for i in 0..L {
+                    lanes[i] = lanes[i].max(c[i]);
+                }
+            }
+            let max = chunks
+                .remainder()
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let max = lanes.iter().fold(max, |m, v| m.max(*v)) * scale;
+            for v in row.iter_mut() {
+                *v = exp(*v * scale - max);
+            }
+            let mut sums = [0.0f32; L];
+            let mut chunks = row.chunks_exact(L);
+            for c in &mut chunks {
+                for i in 0..L {
+                    sums[i] += c[i];
+                }
+            }
+            let sum = sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn v4(buf: &mut [f32], cols: usize, scale: f32, keep: impl Fn(usize) -> usize) {
+            body(buf, cols, scale, keep)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn v3(buf: &mut [f32], cols: usize, scale: f32, keep: impl Fn(usize) -> usize) {
+            body(buf, cols, scale, keep)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the instructions `v4` is compiled for.
+            return unsafe { v4(buf, cols, scale, keep) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above, for `v3`.
+            return unsafe { v3(buf, cols, scale, keep) };
+        }
+    }
+    body(buf, cols, scale, keep)
+}
+
 /// A new vector shaped as `x`, written by `f(row index, x row, y row, out row)` over rows of
 /// `cols` (zeroed first), over threads natively.
 pub fn rows(

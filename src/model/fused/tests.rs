@@ -399,3 +399,36 @@ fn fused_rope_matches_the_composition() {
         },
     );
 }
+
+/// Attention outside training over a long sequence (`blocked.rs`) against Burn's: a strided
+/// query view, grouped kv heads, causal (fewer queries than keys) and not.
+#[test]
+fn blocked_attention_matches_burns() {
+    let device = Device::flex();
+    device.seed(17);
+    let r = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.5), &device);
+    let q = r([2, 300, 4, 16]).swap_dims(1, 2);
+    let (k, v) = (r([2, 2, 900, 16]), r([2, 2, 900, 16]));
+    let repeat = |x: Tensor<4>| {
+        x.unsqueeze_dim::<5>(2)
+            .expand([2, 2, 2, 900, 16])
+            .reshape([2, 4, 900, 16])
+    };
+    for causal in [true, false] {
+        let ours = super::attention(q.clone(), k.clone(), v.clone(), causal);
+        let options = burn::tensor::ops::AttentionModuleOptions {
+            is_causal: causal,
+            ..Default::default()
+        };
+        let theirs = burn::tensor::module::attention(
+            q.clone(),
+            repeat(k.clone()),
+            repeat(v.clone()),
+            None,
+            None,
+            options,
+        );
+        let worst = (ours - theirs).abs().max().into_scalar::<f32>();
+        assert!(worst <= 1e-5, "causal {causal}: off by {worst}");
+    }
+}
