@@ -218,9 +218,10 @@ pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>
     }
 }
 
-/// Queries times keys from which attention outside training takes `blocked.rs` on flex (flex's
-/// own switches to its tiled path there too).
-const LONG: usize = 256 * 1024;
+/// Queries times keys from which attention outside training takes `blocked.rs` on flex: the
+/// tiny model's vision tower (196 x 196) gains (tiny196 `ground` 44-46 -> 41-43 ms); one new
+/// token against the cache (1 x 1100 at SmolVLM's size) stays with flex's.
+const LONG: usize = 16 * 1024;
 
 /// `softmax(Q K^T / sqrt(head_dim)) V` over `[batch, heads, tokens, head_dim]`, with `causal`
 /// each query seeing the keys up to its position (aligned bottom-right, as Burn's mask is).
