@@ -11,7 +11,7 @@ use burn::module::LoraAdapter;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::fused::affine;
+use super::fused::{add, affine};
 
 /// `lin.forward(x)`, with the adapter (if any) on its own path where that pays (`split`).
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
@@ -24,13 +24,16 @@ pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
 /// `x W + b + scale (x A) B`.
 fn split_linear<const D: usize>(lin: &Linear, lora: &LoraAdapter, x: Tensor<D>) -> Tensor<D> {
     let bias = lin.bias.as_ref().map(|b| b.val());
-    let low = affine(affine(x.clone(), lora.a.val(), None), lora.b.val(), None);
+    // The scale on B (rank x d_out values), and the sum over the threads (`fused::add`): the
+    // two passes over the output Burn's ops would make on one thread.
+    let b = lora.b.val().mul_scalar(lora.scale);
+    let low = affine(affine(x.clone(), lora.a.val(), None), b, None);
     let low = if low.dtype() != x.dtype() {
         low.cast(x.dtype())
     } else {
         low
     };
-    affine(x, lin.weight.base(), bias) + low.mul_scalar(lora.scale)
+    add(affine(x, lin.weight.base(), bias), low)
 }
 
 /// Whether the adapter takes its own path on this layer. The split path's products have the

@@ -72,6 +72,9 @@ impl Fused for Flex {
             composed::silu_backward::<Flex>,
         )
     }
+    fn add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_zip(a, b, |x, y| x + y, Flex::float_add)
+    }
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         flex_zip(gate, up, |g, u| simd::silu(g) * u, composed::swiglu::<Flex>)
     }

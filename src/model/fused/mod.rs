@@ -71,6 +71,11 @@ pub trait Fused: Backend {
     ) -> FloatTensor<Self> {
         composed::rope::<Self>(x, cos, sin, inverse)
     }
+    /// `a + b` of one shape: Burn's sum, over the threads on flex (flex's own is one thread
+    /// below 4M values).
+    fn add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_add(a, b)
+    }
     /// `a b` over the last two dimensions, the leading ones broadcast: Burn's `matmul`.
     fn product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(a, b)
@@ -158,6 +163,18 @@ pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(out)
     } else {
         burn::tensor::activation::silu(gate) * up
+    }
+}
+
+/// `a + b` of one shape; over the threads on flex.
+pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if on_flex(&a) && a.dims() == b.dims() {
+        Tensor::from_dispatch(<Dispatch as Fused>::add(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ))
+    } else {
+        a + b
     }
 }
 

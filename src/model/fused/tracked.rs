@@ -52,6 +52,9 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         swiglu::<B, C>(gate, up)
     }
+    fn add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        add::<B, C>(a, b)
+    }
     fn rope(
         x: FloatTensor<Self>,
         cos: FloatTensor<Self>,
@@ -71,6 +74,35 @@ impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
         causal: bool,
     ) -> FloatTensor<Self> {
         attention::<B, C>(q, k, v, scale, causal)
+    }
+}
+
+/// `a + b` as a tracked op whose forward pass is the backend's `add`: each input's gradient is
+/// the output's.
+fn add<B: Backend + Fused, C: CheckpointStrategy>(
+    a: FloatTensor<Autodiff<B, C>>,
+    b: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Add;
+
+    impl<B: Backend> Backward<B, 2> for Add {
+        type State = ();
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            binary::<B, _, _>(ops.parents, ops.node, grads, |g| g, |g| g);
+        }
+    }
+
+    let (a, node_a) = a.into_parts();
+    let (b, node_b) = b.into_parts();
+    let out = B::add(a, b);
+    match Add
+        .prepare::<C>([node_a, node_b])
+        .compute_bound()
+        .stateless(out)
+    {
+        out => out,
     }
 }
 
