@@ -97,13 +97,9 @@ fn add<B: Backend + Fused, C: CheckpointStrategy>(
     let (a, node_a) = a.into_parts();
     let (b, node_b) = b.into_parts();
     let out = B::add(a, b);
-    match Add
-        .prepare::<C>([node_a, node_b])
+    Add.prepare::<C>([node_a, node_b])
         .compute_bound()
         .stateless(out)
-    {
-        out => out,
-    }
 }
 
 /// `silu(gate) * up` as one tracked op; its state is both inputs.
