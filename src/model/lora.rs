@@ -37,11 +37,12 @@ fn split_linear<const D: usize>(lin: &Linear, lora: &LoraAdapter, x: Tensor<D>) 
 }
 
 /// Whether the adapter takes its own path on this layer. The split path's products have the
-/// rank as a dimension, and the CPU's matrix kernels run those at about a third of their rate
-/// on large ones (docs/speed.md), so it pays where the weight gradient it avoids is large
-/// against them: `d_in d_out >= 16 r (d_in + d_out)` (measured with `bench`: the tiny model's
-/// layers, ratio 8-12, run faster merged; SmolVLM-256M's MLP and query projections, 18-26,
-/// split). `MEDGROUND_LORA=split` or `merged` forces one path (to measure).
+/// rank as a dimension, which run at about half the rate of the large ones (`product.rs`:
+/// 170 against 330 GFLOP/s, docs/speed.md), plus a sum over the output, so it pays where the
+/// weight gradient it avoids is large against them: `d_in d_out >= 16 r (d_in + d_out)`
+/// (measured with `bench`: SmolVLM-256M's MLP and query projections, ratio 18-26, run faster
+/// split; the tiny model's layers, 8-12, the same either way). `MEDGROUND_LORA=split` or
+/// `merged` forces one path (to measure).
 fn split(lin: &Linear, rank: usize) -> bool {
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = FORCED.get_or_init(|| match std::env::var("MEDGROUND_LORA").as_deref() {

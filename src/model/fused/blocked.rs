@@ -9,6 +9,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::product::{Shared, multiply};
 use super::simd::softmax_rows_in_place;
 
 /// Query rows a task takes.
@@ -84,50 +85,24 @@ pub fn attention(
                 // SAFETY: the operands' last elements were checked against their slices above, the
                 // buffer holds `rows x cols`, and the output rows are this task's alone.
                 unsafe {
-                    gemm::gemm(
-                        rows,
-                        cols,
-                        d,
-                        buf.as_mut_ptr(),
-                        1,
-                        cols as isize,
-                        false,
-                        q.values.as_ptr().add(qa + first * q.strides[2]),
-                        q.strides[3] as isize,
-                        q.strides[2] as isize,
-                        k.values.as_ptr().add(ka),
-                        k.strides[2] as isize,
-                        k.strides[3] as isize,
-                        0.0f32,
+                    let q_block = q.values.as_ptr().add(qa + first * q.strides[2]);
+                    multiply(
+                        [rows, cols, d],
+                        (buf.as_mut_ptr(), cols, false),
+                        (q_block, [q.strides[2], q.strides[3]]),
+                        (k.values.as_ptr().add(ka), [k.strides[3], k.strides[2]]),
                         scale,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
                 softmax_rows_in_place(buf, cols, 1.0, |r| seen(first + r));
+                // SAFETY: as above; `V` read through its strides.
                 unsafe {
-                    gemm::gemm(
-                        rows,
-                        d,
-                        cols,
-                        o.get().add(out_at),
-                        1,
-                        d as isize,
-                        false,
-                        buf.as_ptr(),
-                        1,
-                        cols as isize,
-                        v.values.as_ptr().add(va),
-                        v.strides[3] as isize,
-                        v.strides[2] as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                    multiply(
+                        [rows, d, cols],
+                        (o.get().add(out_at), d, false),
+                        (buf.as_ptr(), [cols, 1]),
+                        (v.values.as_ptr().add(va), [v.strides[2], v.strides[3]]),
+                        1.0,
                     );
                 }
             });
@@ -140,18 +115,4 @@ pub fn attention(
 thread_local! {
     /// A block's scores, kept per thread between tasks.
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The output's pointer, shared by the tasks that write its disjoint rows.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-
-// SAFETY: every task writes its own rows of the output.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }

@@ -12,7 +12,8 @@
 //!
 //! Training's matrix products (the linear layers' `affine`, attention's `product`) are here too:
 //! natively on flex they run through `product.rs` (`flex_products.rs` reads the tensors), in wasm
-//! and on the other backends through Burn's own.
+//! and on the other backends through Burn's own; and attention outside training over long
+//! sequences, in blocks of query rows (`blocked.rs`, native flex).
 
 pub mod attention;
 #[cfg(not(target_arch = "wasm32"))]

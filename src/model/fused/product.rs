@@ -66,28 +66,14 @@ pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f
         }
         // SAFETY: the operands' extents were checked against their slices just above; the
         // blocks of `out` are disjoint (distinct matrices, or distinct rows or columns of one).
-        // Without a bias `read_dst` is false and the block is written without being read.
+        // Without a bias the block is written without being read.
         unsafe {
-            gemm::gemm(
-                rows,
-                cols,
-                k,
-                c_block,
-                1,
-                n as isize,
-                bias.is_some(),
-                a.values.as_ptr().add(a_at),
-                a.strides[1] as isize,
-                a.strides[0] as isize,
-                b.values.as_ptr().add(b_at),
-                b.strides[1] as isize,
-                b.strides[0] as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            multiply(
+                [rows, cols, k],
+                (c_block, n, bias.is_some()),
+                (a.values.as_ptr().add(a_at), a.strides),
+                (b.values.as_ptr().add(b_at), b.strides),
+                1.0,
             )
         }
     });
@@ -95,6 +81,46 @@ pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f
     // `gemm` (or its bias, then `gemm`).
     unsafe { out.set_len(total) };
     out
+}
+
+/// `dst = scale lhs rhs` (`+ dst` with `accumulate`) for a `rows x k` times `k x cols` product, one
+/// single-threaded call of the `gemm` crate; `dst` row-major with `dst_row` values a row, the
+/// operands read through their `[row, column]` strides.
+///
+/// # Safety
+/// Every element the three matrices span lies inside its allocation, `dst`'s block is written
+/// by this call alone, and with `accumulate` it is initialised.
+pub unsafe fn multiply(
+    [rows, cols, k]: [usize; 3],
+    (dst, dst_row, accumulate): (*mut f32, usize, bool),
+    (lhs, [lhs_rs, lhs_cs]): (*const f32, [usize; 2]),
+    (rhs, [rhs_rs, rhs_cs]): (*const f32, [usize; 2]),
+    scale: f32,
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            dst,
+            1,
+            dst_row as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// One past the largest offset a `rows x cols` matrix with these strides reads.
@@ -108,14 +134,14 @@ fn extent(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> usize {
 
 /// The output's pointer, shared by the tasks that write its disjoint blocks.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub struct Shared(pub *mut f32);
 
 // SAFETY: every task writes its own block of the output (see `product`).
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut f32 {
         self.0
     }
 }
