@@ -211,9 +211,11 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// Rows from which a product outside training takes `product.rs` too (the frozen vision
-/// tower's batches in training): flex's own allocates each output twice over and adds the bias
-/// on one thread. Fewer rows (a film's tiles, one token) stay with it (docs/speed.md).
-const MANY_ROWS: usize = 2048;
+/// tower's batches in training, SmolVLM's prefill of about 1100 tokens in grounding): flex's own
+/// allocates each output twice over and adds the bias on one thread. SmolVLM-256M `ground`
+/// 1241-1257 ms at 2048 against 1156-1173 here (`bench`, interleaved); a new token (one row)
+/// stays with flex's.
+const MANY_ROWS: usize = 256;
 
 /// `x w + bias`: Burn's `linear` (`w` `[d_in, d_out]`). On flex in training (under autodiff),
 /// one tracked op whose products, forward and backward, are split over the threads
