@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=${PROFILE_OUT:-target/profile}
 mkdir -p "$out"
 [ "${NO_BUILD:-0}" = 1 ] || cargo build --release --locked ${FEATURES:+--features "$FEATURES"} \
-  --bin medground --example profile_ops
+  --bin medground --example profile_ops --example ground_parts
 py=${PYTHON:-.venv/bin/python}
 mg=./target/release/medground
 dir=target/bench/tiny196
@@ -51,6 +51,14 @@ RAYON_NUM_THREADS=2 ./target/release/examples/profile_ops "$dir/base/config.json
 echo
 echo "## PyTorch, 2 threads"
 "$py" tools/bench/torch_ops.py 2
+# A grounding query's parts at SmolVLM-256M's structure, both sides (made by bench.sh's full run).
+big=target/bench/smolvlm-256m
+if [ -f "$big/inputs.safetensors" ]; then
+  echo
+  echo "## A grounding query's parts at SmolVLM-256M's structure, 2 threads: medground, then PyTorch"
+  RAYON_NUM_THREADS=2 ./target/release/examples/ground_parts "$big/model"
+  "$py" tools/reference/ground_parts.py --inputs "$big" --model "$big/model" 2> /dev/null
+fi
 if [ -f "$out/perf.data" ]; then
   perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2> /dev/null \
     | grep -E '^ +[0-9]' | awk 'NR <= 25' > "$out/perf.txt"

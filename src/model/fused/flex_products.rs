@@ -54,7 +54,7 @@ mod native {
 
     use super::super::product::{Operand, product as multiply};
 
-    /// Below this many rows Burn's product runs.
+    /// Below this many rows `few_rows.rs` runs.
     const FEW_ROWS: usize = 16;
 
     pub fn product(
@@ -69,10 +69,6 @@ mod native {
             return None;
         }
         let [m, k, n] = [sa[ra - 2], sa[ra - 1], sb[rb - 1]];
-        // A few rows (one new token at a time): nothing to split over the threads.
-        if m < FEW_ROWS {
-            return None;
-        }
         // The output's leading dimensions: both operands' right-aligned, 1 broadcast.
         let lead = ra.max(rb) - 2;
         let dim =
@@ -101,7 +97,13 @@ mod native {
         let bias = bias
             .as_ref()
             .map(|t| t.as_slice::<f32>().expect("contiguous f32"));
-        let out = multiply([m, k, n], &operand(a, &batch)?, &operand(b, &batch)?, bias);
+        let (a, b) = (operand(a, &batch)?, operand(b, &batch)?);
+        // A few rows (one new token at a time): `b` streamed once, no packing.
+        let out = if m < FEW_ROWS {
+            super::super::few_rows::product([m, k, n], &a, &b, bias)?
+        } else {
+            multiply([m, k, n], &a, &b, bias)
+        };
         let dims: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
         Some(Flex::float_from_data(
             TensorData::new(out, dims),

@@ -18,6 +18,8 @@
 pub mod attention;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocked;
+#[cfg(not(target_arch = "wasm32"))]
+mod few_rows;
 pub mod norm;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod product;
@@ -210,21 +212,16 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Rows from which a product outside training takes `product.rs` too (the frozen vision
-/// tower's batches in training, SmolVLM's prefill of about 1100 tokens in grounding): flex's own
-/// allocates each output twice over and adds the bias on one thread. SmolVLM-256M `ground`
-/// 1241-1257 ms at 2048 against 1156-1173 here (`bench`, interleaved); a new token (one row)
-/// stays with flex's.
-const MANY_ROWS: usize = 256;
-
 /// `x w + bias`: Burn's `linear` (`w` `[d_in, d_out]`). On flex in training (under autodiff),
 /// one tracked op whose products, forward and backward, are split over the threads
-/// (`product.rs`), and outside it the same products for `MANY_ROWS` rows or more; elsewhere
-/// Burn's.
+/// (`product.rs`); outside it the same products, and a few rows (a new token) streamed through
+/// `w` once (`few_rows.rs`); elsewhere Burn's. Flex's own product outside training allocates
+/// each output twice over, adds the bias on one thread, and runs a new token's product on one
+/// thread: SmolVLM-256M's grounding spent 172 ms in its 90-token prefill and 240 ms in six new
+/// tokens through it, against 120 and 207 here (`examples/ground_parts`, interleaved).
 pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
-    let rows = x.dims()[..D - 1].iter().product::<usize>();
     let tracked = x.is_autodiff();
-    if !on_flex(&x) || !(tracked || rows >= MANY_ROWS) {
+    if !on_flex(&x) {
         return burn::tensor::module::linear(x, w, bias);
     }
     let (x, w) = (x.into_dispatch(), w.into_dispatch());

@@ -110,6 +110,34 @@ macro_rules! versions {
     (@ty $arg:ident) => { f32 };
 }
 
+/// Runs `f` compiled for AVX-512, or for AVX2 + FMA, where the CPU has them, else for the
+/// baseline: `f` (an `#[inline(always)]` closure) and what it calls `#[inline(always)]` are
+/// compiled into each version.
+#[inline(always)]
+pub fn fastest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn v4<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn v3<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the instructions `v4` is compiled for.
+            return unsafe { v4(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above, for `v3`.
+            return unsafe { v3(f) };
+        }
+    }
+    f()
+}
+
 versions!(map_serial, map_body, (x));
 versions!(zip_serial, zip_body, (x, y));
 versions!(zip3_serial, zip3_body, (x, y, z));

@@ -246,7 +246,8 @@ fn fresh<const D: usize>(t: Tensor<D>) -> Tensor<D> {
 
 /// `affine` (the CPU's products, `product.rs`) against Burn's `linear`: the output and the
 /// gradients of `x`, `w` and the bias under autodiff, with `x` contiguous or a transposed view
-/// and `w` contiguous or a transposed view; and a batched `product` with a broadcast operand.
+/// and `w` contiguous or a transposed view; outside autodiff with many rows and few
+/// (`few_rows.rs`); and a batched `product` with a broadcast operand.
 #[test]
 fn affine_matches_burns_linear() {
     let device = Device::flex().autodiff();
@@ -305,17 +306,25 @@ fn affine_matches_burns_linear() {
         }
     }
     let plain = Device::flex();
-    // Outside autodiff, a batch of rows enough to take `product.rs` (`MANY_ROWS`), with a bias.
-    let x = Tensor::<3>::random([3, 700, 40], Distribution::Default, &plain);
-    let w = Tensor::<2>::random([40, 24], Distribution::Default, &plain);
-    let b = Tensor::<1>::random([24], Distribution::Default, &plain);
-    let ours = super::affine(x.clone(), w.clone(), Some(b.clone()));
-    let theirs = burn::tensor::module::linear(x, w, Some(b));
-    let worst = (ours - theirs).abs().max().into_scalar::<f32>();
-    assert!(
-        worst <= 1e-5,
-        "affine with a bias outside autodiff: off by {worst}"
-    );
+    // Outside autodiff, with a bias: a batch of rows (`product.rs`), one new token and a few rows
+    // (`few_rows.rs`, through a stored and a transposed weight; large enough to be split).
+    for (rows, d_in, d_out) in [(700, 40, 24), (1, 576, 600), (5, 300, 1000)] {
+        let x = Tensor::<3>::random([3, rows, d_in], Distribution::Default, &plain);
+        let x = if rows < 16 { x.narrow(0, 0, 1) } else { x };
+        let b = Tensor::<1>::random([d_out], Distribution::Default, &plain);
+        let w = Tensor::<2>::random([d_in, d_out], Distribution::Default, &plain);
+        let wt = fresh(w.clone().transpose()).transpose();
+        for w in [w, wt] {
+            let ours = super::affine(x.clone(), w.clone(), Some(b.clone()));
+            let theirs = burn::tensor::module::linear(x.clone(), w, Some(b.clone()));
+            let scale = theirs.clone().abs().max().into_scalar::<f32>();
+            let worst = (ours - theirs).abs().max().into_scalar::<f32>();
+            assert!(
+                worst <= 1e-5 * scale,
+                "affine of {rows} x {d_in} x {d_out} with a bias outside autodiff: off by {worst}"
+            );
+        }
+    }
     let a = Tensor::<4>::random([2, 3, 17, 9], Distribution::Default, &plain);
     let b = Tensor::<4>::random([2, 1, 13, 9], Distribution::Default, &plain).swap_dims(2, 3);
     let ours = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as super::Fused>::product(
