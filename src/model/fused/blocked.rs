@@ -12,8 +12,13 @@ use rayon::prelude::*;
 use super::product::{Shared, multiply};
 use super::simd::softmax_rows_in_place;
 
-/// Query rows a task takes.
-const BLOCK: usize = 64;
+/// Most query rows a task takes: each block packs the head's keys and values again for its two
+/// products, so longer blocks pack less (SmolVLM-256M's vision attention 242-245 ms a query at
+/// 64 rows, 203-208 at 128, 185-186 at 256, `examples/ground_parts`), while 256 rows of 1024
+/// keys' scores (1 MB) still sit in a core's second-level cache.
+const BLOCK: usize = 256;
+/// Fewest query rows a task takes, where halving the blocks gives the threads work.
+const MIN_BLOCK: usize = 32;
 
 /// A tensor's values and its strides over `[batch, heads, rows, dims]`.
 pub struct View<'a> {
@@ -35,7 +40,13 @@ pub fn attention(
     causal: bool,
 ) -> Vec<f32> {
     let group = heads / kv_heads.max(1);
-    let blocks = queries.div_ceil(BLOCK);
+    // Four tasks a thread at least, for balance, while blocks can be halved.
+    let tasks = 4 * rayon::current_num_threads();
+    let mut block = BLOCK;
+    while block > MIN_BLOCK && batch * heads * queries.div_ceil(block) < tasks {
+        block /= 2;
+    }
+    let blocks = queries.div_ceil(block);
     let head_at = |t: &View, b: usize, h: usize| t.offset + b * t.strides[0] + h * t.strides[1];
     // Every value reached, checked once: the last element of each operand.
     let last = |t: &View, [b, h, r]: [usize; 3]| {
@@ -54,10 +65,10 @@ pub fn attention(
     (0..batch * heads * blocks)
         .into_par_iter()
         .for_each(|task| {
-            let (bh, block) = (task / blocks, task % blocks);
+            let bh = task / blocks;
             let (b, h) = (bh / heads, bh % heads);
-            let first = block * BLOCK;
-            let rows = BLOCK.min(queries - first);
+            let first = (task % blocks) * block;
+            let rows = block.min(queries - first);
             // The keys the block's last row sees; earlier rows are masked within them.
             let seen = |row: usize| {
                 if causal {
