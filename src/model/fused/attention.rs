@@ -3,10 +3,50 @@
 //! tensor). Here it is one tracked op: forward `P = softmax(scale Q K^T)` (causal: each query sees
 //! the keys up to its own position, aligned bottom-right as Burn's mask is), `O = P V`, saving
 //! `P`; backward `dV = P^T dO`, `dP = dO V^T`, `dS = scale P (dP - rowsum(P dP))`, `dQ = dS K`,
-//! `dK = dS^T Q`. The products are the backend's; the softmax and its backward are one fused
-//! pass per row on flex (`softmax_rows` below).
+//! `dK = dS^T Q`. The products are the backend's (causal ones on flex skip, block by block of
+//! rows, what the mask zeroes: `Causal` below, `product::banded`); the softmax and its backward
+//! are one fused pass per row on flex (`softmax_rows` below).
 
 use super::simd::{rows, softmax_rows_in_place, written};
+
+/// Which of causal attention's products `Fused::causal_product` computes, with `P` the
+/// probabilities `[queries, keys]` (query `r` sees the first `r + keys - queries + 1` keys):
+/// each says which values the mask makes zero or unread, so that they need not be computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causal {
+    /// An output shaped as the scores, `[queries, keys]` (`Q K^T`, `dO V^T`): the values beyond
+    /// a query's keys are never read (the softmax and its backward pass zero them).
+    Scores,
+    /// `P X` (`P V`, `dS K`): query `r` reads only the keys it sees, the rest of its row of `P`
+    /// being zero.
+    FromP,
+    /// `P^T X` (`P^T dO`, `dS^T Q`): key `j` gets only from the queries that see it.
+    FromPt,
+}
+
+impl Causal {
+    /// For output rows `rows` of an `[m, k] x [k, n]` product: the output columns to compute
+    /// and the range of the inner dimension that is not zero (the rest of the block's columns
+    /// are written 0).
+    pub fn band(
+        self,
+        [m, k, n]: [usize; 3],
+        rows: std::ops::Range<usize>,
+    ) -> (usize, std::ops::Range<usize>) {
+        // The keys query `r` sees, and the first query that sees key `j`.
+        let seen = |queries: usize, keys: usize, r: usize| {
+            (r + keys + 1).saturating_sub(queries).min(keys)
+        };
+        let first =
+            |queries: usize, keys: usize, j: usize| (j + queries).saturating_sub(keys).min(queries);
+        let last = rows.end.saturating_sub(1);
+        match self {
+            Causal::Scores => (seen(m, n, last), 0..k),
+            Causal::FromP => (n, 0..seen(m, k, last)),
+            Causal::FromPt => (n, first(k, m, rows.start)..k),
+        }
+    }
+}
 
 /// Rows of `cols` scores, each `softmax(scale * row)`; with `causal`, row `r` (query
 /// `r % queries`) keeps the first `r % queries + cols - queries + 1` columns, the rest 0.

@@ -45,6 +45,16 @@ impl Fused for Flex {
             None => Flex::float_matmul(a, b),
         }
     }
+    fn causal_product(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        part: attention::Causal,
+    ) -> FloatTensor<Self> {
+        match products::causal_product(&a, &b, part) {
+            Some(out) => out,
+            None => Self::product(a, b),
+        }
+    }
     fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         match products::affine(&x, &w, None) {
             Some(out) => out,

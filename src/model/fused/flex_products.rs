@@ -18,7 +18,23 @@ pub fn product(
         None
     }
     #[cfg(not(target_arch = "wasm32"))]
-    native::product(a, b, bias)
+    native::product_with(a, b, bias, None)
+}
+
+/// One of causal attention's products (`Causal`): the values the mask makes irrelevant are
+/// left 0; `None` where `product` would answer `None`.
+pub fn causal_product(
+    a: &FloatTensor<Flex>,
+    b: &FloatTensor<Flex>,
+    part: super::attention::Causal,
+) -> Option<FloatTensor<Flex>> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (a, b, part);
+        None
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    native::product_with(a, b, None, Some(part))
 }
 
 /// `x w + bias` over `x`'s last dimension; with `x` contiguous its leading dimensions become
@@ -52,15 +68,18 @@ mod native {
     use burn::backend::tensor::FloatTensor;
     use burn::tensor::{DType, TensorData};
 
-    use super::super::product::{Operand, product as multiply};
+    use super::super::attention::Causal;
+    use super::super::product::{Operand, banded, product as multiply};
 
     /// Below this many rows `few_rows.rs` runs.
     const FEW_ROWS: usize = 16;
 
-    pub fn product(
+    /// `product`, or with `causal` one of causal attention's products.
+    pub fn product_with(
         a: &FloatTensor<Flex>,
         b: &FloatTensor<Flex>,
         bias: Option<&FloatTensor<Flex>>,
+        causal: Option<Causal>,
     ) -> Option<FloatTensor<Flex>> {
         let (sa, sb) = (a.layout().shape(), b.layout().shape());
         let (ra, rb) = (sa.num_dims(), sb.num_dims());
@@ -99,7 +118,9 @@ mod native {
             .map(|t| t.as_slice::<f32>().expect("contiguous f32"));
         let (a, b) = (operand(a, &batch)?, operand(b, &batch)?);
         // A few rows (one new token at a time): `b` streamed once, no packing.
-        let out = if m < FEW_ROWS {
+        let out = if let Some(part) = causal {
+            banded([m, k, n], &a, &b, |rows| part.band([m, k, n], rows))
+        } else if m < FEW_ROWS {
             super::super::few_rows::product([m, k, n], &a, &b, bias)?
         } else {
             multiply([m, k, n], &a, &b, bias)

@@ -83,6 +83,17 @@ pub trait Fused: Backend {
     fn product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(a, b)
     }
+    /// One of causal attention's products (`part` says which, `attention::Causal`): on flex the
+    /// values the mask makes irrelevant are skipped (left 0), half of each product's work;
+    /// elsewhere the whole `product`.
+    fn causal_product(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        part: attention::Causal,
+    ) -> FloatTensor<Self> {
+        let _ = part;
+        Self::product(a, b)
+    }
     /// `x w` over `x`'s last dimension, `w` `[d_in, d_out]`: Burn's `linear` without a bias.
     fn affine(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::linear(x, w, None)

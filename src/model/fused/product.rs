@@ -83,6 +83,67 @@ pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f
     out
 }
 
+/// Output rows a task of `banded` takes: fewer skip more of a causal product, more pack each
+/// operand fewer times. Causal attention forward and backward over `[16, 4, 239, 64]` on two
+/// threads: 31-32 ms unbanded, 29-30 at 32 rows, 28-29 at 64, 31-32 at 128.
+const BAND_ROWS: usize = 64;
+
+/// `a b` for each matrix of the batch where, for each block of output rows, `band(rows)` gives
+/// the output columns wanted (the first `cols`) and the part of the inner dimension that is not
+/// zero; the block's other columns are written 0. Causal attention's products
+/// (`attention::Causal`), about half the work of `product`.
+pub fn banded(
+    [m, k, n]: [usize; 3],
+    a: &Operand,
+    b: &Operand,
+    band: impl Fn(std::ops::Range<usize>) -> (usize, std::ops::Range<usize>) + Sync,
+) -> Vec<f32> {
+    let batch = a.starts.len();
+    let total = batch * m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(total);
+    if total == 0 {
+        return out;
+    }
+    let per = m.div_ceil(BAND_ROWS);
+    let c = Shared(out.as_mut_ptr());
+    (0..batch * per).into_par_iter().for_each(|task| {
+        let (i, first) = (task / per, (task % per) * BAND_ROWS);
+        let rows = BAND_ROWS.min(m - first);
+        let (cols, inner) = band(first..first + rows);
+        let cols = cols.min(n);
+        let inner = inner.start.min(k)..inner.end.min(k);
+        let depth = inner.len();
+        let c_block = c.get().wrapping_add(i * m * n + first * n);
+        let done = if cols > 0 && depth > 0 {
+            let a_at = a.starts[i] + first * a.strides[0] + inner.start * a.strides[1];
+            let b_at = b.starts[i] + inner.start * b.strides[0];
+            assert!(a_at + extent(rows, depth, a.strides) <= a.values.len());
+            assert!(b_at + extent(depth, cols, b.strides) <= b.values.len());
+            // SAFETY: the operands' extents were checked just above; the block's rows of `out`
+            // are this task's alone, written without being read.
+            unsafe {
+                multiply(
+                    [rows, cols, depth],
+                    (c_block, n, false),
+                    (a.values.as_ptr().add(a_at), a.strides),
+                    (b.values.as_ptr().add(b_at), b.strides),
+                    1.0,
+                )
+            }
+            cols
+        } else {
+            0
+        };
+        for r in 0..rows {
+            // SAFETY: the rest of row `r` of this task's block, inside `out`'s capacity.
+            unsafe { std::ptr::write_bytes(c_block.add(r * n + done), 0, n - done) };
+        }
+    });
+    // SAFETY: each task wrote every value of its rows (the product's columns, then zeros).
+    unsafe { out.set_len(total) };
+    out
+}
+
 /// `dst = scale lhs rhs` (`+ dst` with `accumulate`) for a `rows x k` times `k x cols` product, one
 /// single-threaded call of the `gemm` crate; `dst` row-major with `dst_row` values a row, the
 /// operands read through their `[row, column]` strides.

@@ -58,56 +58,60 @@ fn fused_attention_matches_burns() {
     let device = Device::flex().autodiff();
     device.seed(3);
     let r = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.5), &device);
-    let (q, k, v, w) = (
-        r([3, 4, 37, 16]),
-        r([3, 2, 37, 16]),
-        r([3, 2, 37, 16]),
-        r([3, 4, 37, 16]),
-    );
-    let repeat = |x: Tensor<4>| {
-        x.unsqueeze_dim::<5>(2)
-            .expand([3, 2, 2, 37, 16])
-            .reshape([3, 4, 37, 16])
-    };
-    for causal in [true, false] {
-        let run = |fused: bool| {
-            let (q, k, v) = (
-                q.clone().require_grad(),
-                k.clone().require_grad(),
-                v.clone().require_grad(),
-            );
-            let (kk, vv) = (repeat(k.clone()), repeat(v.clone()));
-            let out = if fused {
-                super::attention(q.clone(), kk, vv, causal)
-            } else {
-                let options = burn::tensor::ops::AttentionModuleOptions {
-                    is_causal: causal,
-                    ..Default::default()
-                };
-                burn::tensor::module::attention(q.clone(), kk, vv, None, None, options)
-            };
-            let grads = (out.clone() * w.clone()).sum().backward();
-            let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
-            [
-                flat(out.inner()),
-                flat(q.grad(&grads).unwrap()),
-                flat(k.grad(&grads).unwrap()),
-                flat(v.grad(&grads).unwrap()),
-            ]
+    // Short, longer than a causal product's block of rows (`product::banded`), and fewer queries
+    // than keys (the mask aligned bottom-right).
+    for (queries, keys) in [(37, 37), (150, 150), (70, 150)] {
+        let (q, k, v, w) = (
+            r([3, 4, queries, 16]),
+            r([3, 2, keys, 16]),
+            r([3, 2, keys, 16]),
+            r([3, 4, queries, 16]),
+        );
+        let repeat = |x: Tensor<4>| {
+            x.unsqueeze_dim::<5>(2)
+                .expand([3, 2, 2, keys, 16])
+                .reshape([3, 4, keys, 16])
         };
-        let (ours, burns) = (run(true), run(false));
-        for (name, a, b) in ["output", "dQ", "dK", "dV"]
-            .iter()
-            .zip(&ours)
-            .zip(&burns)
-            .map(|((n, a), b)| (n, a, b))
-        {
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                worst <= 1e-5 * scale,
-                "causal {causal} {name}: off by {worst} of {scale}"
-            );
+        for causal in [true, false] {
+            let run = |fused: bool| {
+                let (q, k, v) = (
+                    q.clone().require_grad(),
+                    k.clone().require_grad(),
+                    v.clone().require_grad(),
+                );
+                let (kk, vv) = (repeat(k.clone()), repeat(v.clone()));
+                let out = if fused {
+                    super::attention(q.clone(), kk, vv, causal)
+                } else {
+                    let options = burn::tensor::ops::AttentionModuleOptions {
+                        is_causal: causal,
+                        ..Default::default()
+                    };
+                    burn::tensor::module::attention(q.clone(), kk, vv, None, None, options)
+                };
+                let grads = (out.clone() * w.clone()).sum().backward();
+                let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+                [
+                    flat(out.inner()),
+                    flat(q.grad(&grads).unwrap()),
+                    flat(k.grad(&grads).unwrap()),
+                    flat(v.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, burns) = (run(true), run(false));
+            for (name, a, b) in ["output", "dQ", "dK", "dV"]
+                .iter()
+                .zip(&ours)
+                .zip(&burns)
+                .map(|((n, a), b)| (n, a, b))
+            {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst <= 1e-5 * scale,
+                    "{queries} x {keys}, causal {causal} {name}: off by {worst} of {scale}"
+                );
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata};
 
 use super::Fused;
+use super::attention::Causal;
 
 /// One tracked op whose backward pass is `backward(input, grad)`, the input its only state.
 fn op<B: Backend, C: CheckpointStrategy>(
@@ -188,6 +189,7 @@ fn attention<B: Backend + Fused, C: CheckpointStrategy>(
         FloatTensor<B>,
         FloatTensor<B>,
         f64,
+        bool,
     );
 
     impl<B: Backend + Fused> Backward<B, 3> for Attention {
@@ -196,21 +198,27 @@ fn attention<B: Backend + Fused, C: CheckpointStrategy>(
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
             let [node_q, node_k, node_v] = ops.parents;
             let grad = grads.consume::<B>(&ops.node);
-            let (q, k, v, p, scale) = ops.state;
+            let (q, k, v, p, scale, causal) = ops.state;
             let t = |x: FloatTensor<B>| B::float_swap_dims(x, 2, 3);
+            // Causal: each product skips what the mask zeroes (`Causal`).
+            let product = |a, b, part| match causal {
+                true => B::causal_product(a, b, part),
+                false => B::product(a, b),
+            };
             if let Some(node) = node_v {
-                grads.register::<B>(node.id, B::product(t(p.clone()), grad.clone()));
+                let dv = product(t(p.clone()), grad.clone(), Causal::FromPt);
+                grads.register::<B>(node.id, dv);
             }
             if node_q.is_none() && node_k.is_none() {
                 return;
             }
-            let dp = B::product(grad, t(v));
+            let dp = product(grad, t(v), Causal::Scores);
             let ds = B::softmax_rows_backward(p, dp, scale);
             if let Some(node) = node_q {
-                grads.register::<B>(node.id, B::product(ds.clone(), k));
+                grads.register::<B>(node.id, product(ds.clone(), k, Causal::FromP));
             }
             if let Some(node) = node_k {
-                grads.register::<B>(node.id, B::product(t(ds), q));
+                grads.register::<B>(node.id, product(t(ds), q, Causal::FromPt));
             }
         }
     }
@@ -218,15 +226,23 @@ fn attention<B: Backend + Fused, C: CheckpointStrategy>(
     let (q, node_q) = q.into_parts();
     let (k, node_k) = k.into_parts();
     let (v, node_v) = v.into_parts();
-    let scores = B::product(q.clone(), B::float_swap_dims(k.clone(), 2, 3));
+    let product = |a, b, part| match causal {
+        true => B::causal_product(a, b, part),
+        false => B::product(a, b),
+    };
+    let scores = product(
+        q.clone(),
+        B::float_swap_dims(k.clone(), 2, 3),
+        Causal::Scores,
+    );
     let p = B::softmax_rows(scores, scale, causal);
-    let out = B::product(p.clone(), v.clone());
+    let out = product(p.clone(), v.clone(), Causal::FromP);
     match Attention
         .prepare::<C>([node_q, node_k, node_v])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((q, k, v, p, scale), out),
+        OpsKind::Tracked(prep) => prep.finish((q, k, v, p, scale, causal), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
