@@ -117,10 +117,10 @@ mod native {
             .as_ref()
             .map(|t| t.as_slice::<f32>().expect("contiguous f32"));
         let (a, b) = (operand(a, &batch)?, operand(b, &batch)?);
-        // A few rows (one new token at a time): `b` streamed once, no packing.
         let out = if let Some(part) = causal {
             banded([m, k, n], &a, &b, |rows| part.band([m, k, n], rows))
         } else if m < FEW_ROWS {
+            // A few rows (one new token at a time): `b` streamed once, no packing.
             super::super::few_rows::product([m, k, n], &a, &b, bias)?
         } else {
             multiply([m, k, n], &a, &b, bias)
