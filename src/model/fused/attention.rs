@@ -24,6 +24,12 @@ pub enum Causal {
     FromPt,
 }
 
+/// The keys query `row` of `queries` sees among `keys` under the causal mask, aligned
+/// bottom-right as Burn's is: the first `row + keys - queries + 1`.
+pub fn keys_seen(queries: usize, keys: usize, row: usize) -> usize {
+    (row + keys + 1).saturating_sub(queries).min(keys)
+}
+
 impl Causal {
     /// For output rows `rows` of an `[m, k] x [k, n]` product: the output columns to compute
     /// and the range of the inner dimension that is not zero (the rest of the block's columns
@@ -33,16 +39,13 @@ impl Causal {
         [m, k, n]: [usize; 3],
         rows: std::ops::Range<usize>,
     ) -> (usize, std::ops::Range<usize>) {
-        // The keys query `r` sees, and the first query that sees key `j`.
-        let seen = |queries: usize, keys: usize, r: usize| {
-            (r + keys + 1).saturating_sub(queries).min(keys)
-        };
+        // The first query that sees key `j`.
         let first =
             |queries: usize, keys: usize, j: usize| (j + queries).saturating_sub(keys).min(queries);
         let last = rows.end.saturating_sub(1);
         match self {
-            Causal::Scores => (seen(m, n, last), 0..k),
-            Causal::FromP => (n, 0..seen(m, k, last)),
+            Causal::Scores => (keys_seen(m, n, last), 0..k),
+            Causal::FromP => (n, 0..keys_seen(m, k, last)),
             Causal::FromPt => (n, first(k, m, rows.start)..k),
         }
     }
@@ -53,7 +56,7 @@ impl Causal {
 pub fn softmax_rows(x: &[f32], cols: usize, queries: usize, scale: f32, causal: bool) -> Vec<f32> {
     let keep = move |r: usize| {
         if causal {
-            (r % queries + cols + 1).saturating_sub(queries).min(cols)
+            keys_seen(queries, cols, r % queries)
         } else {
             cols
         }

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::attention::keys_seen;
 use super::product::{Shared, multiply};
 use super::simd::softmax_rows_in_place;
 
@@ -72,7 +73,7 @@ pub fn attention(
             // The keys the block's last row sees; earlier rows are masked within them.
             let seen = |row: usize| {
                 if causal {
-                    (row + keys + 1).saturating_sub(queries).min(keys)
+                    keys_seen(queries, keys, row)
                 } else {
                     keys
                 }

@@ -83,28 +83,7 @@ macro_rules! versions {
         }
 
         fn $name<F: Fn($(versions!(@ty $arg)),*) -> f32 + Copy>(out: &mut [f32], $($arg: &[f32],)* f: F) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn v4<F: Fn($(versions!(@ty $arg)),*) -> f32>(out: &mut [f32], $($arg: &[f32],)* f: F) {
-                    $body(out, $($arg,)* f)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn v3<F: Fn($(versions!(@ty $arg)),*) -> f32>(out: &mut [f32], $($arg: &[f32],)* f: F) {
-                    $body(out, $($arg,)* f)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the instructions `v4` is compiled for.
-                    return unsafe { v4(out, $($arg,)* f) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above, for `v3`.
-                    return unsafe { v3(out, $($arg,)* f) };
-                }
-            }
-            $body(out, $($arg,)* f)
+            fastest(#[inline(always)] || $body(out, $($arg,)* f))
         }
     };
     (@ty $arg:ident) => { f32 };
@@ -262,27 +241,10 @@ pub fn softmax_rows_in_place(
             row.iter_mut().for_each(|v| *v *= inv);
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn v4(buf: &mut [f32], cols: usize, scale: f32, keep: impl Fn(usize) -> usize) {
-            body(buf, cols, scale, keep)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn v3(buf: &mut [f32], cols: usize, scale: f32, keep: impl Fn(usize) -> usize) {
-            body(buf, cols, scale, keep)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the instructions `v4` is compiled for.
-            return unsafe { v4(buf, cols, scale, keep) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above, for `v3`.
-            return unsafe { v3(buf, cols, scale, keep) };
-        }
-    }
-    body(buf, cols, scale, keep)
+    fastest(
+        #[inline(always)]
+        || body(buf, cols, scale, keep),
+    )
 }
 
 /// A new vector shaped as `x`, written by `f(row index, x row, y row, out row)` over rows of
