@@ -36,7 +36,8 @@ fn main() -> medground::Result<()> {
         let embeds = g.model.embed_patches(&batch, token, patches);
         let _ = embeds.clone().into_data();
         let merged = start.elapsed().as_secs_f64();
-        let mut cache = KvCache::new();
+        let seq = batch.ids[0].len();
+        let mut cache = KvCache::new(&g.model.model.text_model, 1, seq + NEW, &g.rope, &device);
         let _ = g.model.last_logits(embeds, &mut cache).into_data();
         let prefilled = start.elapsed().as_secs_f64();
         for _ in 0..NEW {
@@ -62,7 +63,7 @@ fn main() -> medground::Result<()> {
 
 /// The vision tower's forward pass cut into its ops, each timed (a mean over the timed queries).
 fn vision_parts(g: &Grounder, pixels: Tensor<4>) {
-    use medground::model::fused::{attention, gelu_tanh};
+    use medground::kernels::{attention, gelu_tanh};
     use medground::model::lora::linear;
     let tower = &g.model.model.vision_model;
     let names = [

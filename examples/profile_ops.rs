@@ -9,8 +9,8 @@ use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{sigmoid, silu};
+use medground::kernels::Fused;
 use medground::model::Idefics3Config;
-use medground::model::fused::Fused;
 use medground::model::vision::VisionTransformer;
 
 /// Forces a lazy result: reads one element.
@@ -125,10 +125,7 @@ fn main() {
             "silu(x), Burn's composition",
             &silu as &dyn Fn(Tensor<3>) -> Tensor<3>,
         ),
-        (
-            "silu(x), fused (medground's)",
-            &medground::model::fused::silu,
-        ),
+        ("silu(x), fused (medground's)", &medground::kernels::silu),
         ("x * 2 (the floor)", &|x: Tensor<3>| x * 2.0),
     ] {
         println!(

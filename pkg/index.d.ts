@@ -7,17 +7,19 @@ export interface Grounding {
   text: string;
   /**
    * The chance that the box overlaps the true region at IoU >= 0.5, calibrated on validation
-   * films when the bundle holds a calibration (`calibrated`), else the answer probability.
+   * films when the bundle holds a calibration (`calibrated`), else the answer probability;
+   * null when the image is outside what the model knows (`inDistribution` false): then no
+   * figure speaks for the box, and only the raw `probability` remains.
    */
-  confidence: number;
-  /** Whether `confidence` is calibrated (the bundle has calibration.json). */
+  confidence: number | null;
+  /** Whether `confidence` is calibrated (the bundle has calibration.json); false when null. */
   calibrated: boolean;
   /** The model's answer probability: the geometric mean of the box tokens' probabilities. */
   probability: number;
   /**
    * Whether the image looks like the films the model was trained on (its vision features
    * within the bundle's out-of-distribution threshold); null when the bundle holds no
-   * ood.safetensors. Outside, `confidence` says nothing.
+   * ood.safetensors. Outside, `confidence` is null.
    */
   inDistribution: boolean | null;
   /** The out-of-distribution score: about 1 for a typical training film. */
@@ -35,6 +37,10 @@ export interface Grounding {
    * (a margin cut from each side, a zoom in, a zoom out) with this box; null otherwise.
    */
   agreement: number | null;
+  /**
+   * Milliseconds this answer took. The film is read once (vision tower, connector,
+   * out-of-distribution score) and kept: the next phrase on the same image skips that part.
+   */
   ms: number;
   backend: 'webgpu' | 'cpu';
 }
@@ -49,7 +55,8 @@ export interface LoadOptions {
   /**
    * A Cache API cache name: a bundle folder's files are served from it and stored in it, so a
    * later visit loads offline. A bundle too large for a tab's 4 GB of WebAssembly memory is
-   * refused from its manifest, before the download.
+   * refused from its manifest, before the download; a cached copy that fails its checksums is
+   * deleted, so that the next load fetches afresh.
    */
   cache?: string;
 }
@@ -59,8 +66,11 @@ export declare function memoryNeeded(manifest: { dtype: string; files: Record<st
 
 export type ImageInput = Uint8Array | ArrayBuffer | ImageData | ImageBitmap;
 
-/** Instantiates one build once: "cpu" (default; 4.7 MB) or "gpu" (with WebGPU). `Grounder.load` calls it. */
-export declare function initWasm(wasm?: LoadOptions['wasm'], build?: 'cpu' | 'gpu'): Promise<unknown>;
+/**
+ * Instantiates one build once: "cpu" (default; 4.7 MB), "gpu" (with WebGPU) or "auto" (gpu where
+ * an adapter is granted). `Grounder.load` calls it.
+ */
+export declare function initWasm(wasm?: LoadOptions['wasm'], build?: 'cpu' | 'gpu' | 'auto'): Promise<unknown>;
 
 export declare class Grounder {
   /** A bundle folder URL (or path in Node), or a map of file name to bytes. */

@@ -26,12 +26,14 @@ async function buildFor(backend) {
 }
 
 /**
- * Instantiates one build's WebAssembly module once (`build`: "cpu", the default, or "gpu");
- * `wasm` may be its bytes or URL (defaults beside this file).
+ * Instantiates one build's WebAssembly module once (`build`: "cpu", the default, "gpu", or
+ * "auto": the WebGPU build where an adapter is granted); `wasm` may be its bytes or URL
+ * (defaults beside this file).
  */
-export function initWasm(wasm, build = 'cpu') {
+export async function initWasm(wasm, build = 'cpu') {
+  if (build === 'auto') build = await buildFor('auto');
   const b = builds[build];
-  if (!b) throw new Error(`unknown build ${build}: use cpu or gpu`);
+  if (!b) throw new Error(`unknown build ${build}: use cpu, gpu or auto`);
   b.ready ??= (async () => {
     if (wasm === undefined && inNode) {
       // Node's fetch does not read file: URLs; hand the module its bytes.
@@ -164,7 +166,14 @@ export class Grounder {
       files = { 'manifest.json': manifestBytes };
       for (const name of Object.keys(manifest.files)) files[name] = await fetchBytes(base + name, onBytes, cache);
     }
-    const inner = await wasm.WebGrounder.load(files, { backend, noWarmup: options.noWarmup ?? false });
+    let inner;
+    try {
+      inner = await wasm.WebGrounder.load(files, { backend, noWarmup: options.noWarmup ?? false });
+    } catch (e) {
+      // A corrupt cached copy must not stick: drop it so that the next load fetches afresh.
+      if (options.cache && globalThis.caches) await globalThis.caches.delete(options.cache);
+      throw e;
+    }
     return new Grounder(inner);
   }
 
@@ -173,10 +182,6 @@ export class Grounder {
     return this.inner.backend;
   }
 
-  /**
-   * `image`: encoded bytes (PNG, JPEG, DICOM), an ImageData, or an ImageBitmap.
-   * Resolves to { box, boxNorm, text, confidence, calibrated, probability, ms, backend }.
-   */
   /** The adapters the bundle holds beside its base weights (`adapters/NAME/` in the bundle). */
   get adapters() {
     return this.inner.adapters;
@@ -236,6 +241,12 @@ export class Grounder {
     return this.run(async () => this.inner.loadAdapter(String(name), await toBytes(zip) ?? zip));
   }
 
+  /**
+   * `image`: encoded bytes (PNG, JPEG, DICOM), an ImageData, or an ImageBitmap. Resolves to
+   * { box, boxNorm, text, confidence, calibrated, probability, inDistribution, oodScore, ...,
+   * ms, backend } (index.d.ts). The film is read once and kept: asking the same image another
+   * phrase skips the vision tower.
+   */
   async ground(image, phrase) {
     return this.run(() => this.groundNow(image, phrase));
   }

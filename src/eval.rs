@@ -68,15 +68,22 @@ pub fn evaluate(
     let mut scores = Scores::default();
     let mut predictions = Vec::with_capacity(records.len());
     let n = records.len();
+    // The film last encoded: phrases of one film come together, and each film is read once.
+    let mut encoded: Option<(usize, crate::grounder::Encoded)> = None;
     for (i, r) in records.iter().enumerate() {
         let film = match films {
             Films::Own => i,
             Films::Other => (i + n / 2) % n,
         };
-        let picture = records[film].picture()?;
-        let answer = g.answer_full(&picture, &r.phrase, g.ood.is_some())?;
-        let ood = g.distribution(&answer.features)?.map(|d| d.0);
-        let (text, probability) = (answer.text, answer.probability);
+        let same = encoded
+            .as_ref()
+            .is_some_and(|(f, _)| records[*f].image.same(&records[film].image));
+        if !same {
+            encoded = Some((film, g.encode(&*records[film].picture()?)?));
+        }
+        let encoded_film = &encoded.as_ref().expect("encoded above").1;
+        let (text, probability) = g.answer_encoded(encoded_film, &r.phrase)?;
+        let ood = encoded_film.distribution.map(|d| d.0);
         let grid = GridBox::parse(&text).ok();
         let (box_px, iou) = match grid {
             Some(grid) => {
@@ -98,8 +105,9 @@ pub fn evaluate(
         };
         let agreement = match grid {
             Some(grid) if wanted => {
-                let own = grid.to_pixels(picture.width, picture.height);
-                Some(g.agreement(&picture, &r.phrase, &own)?)
+                let (w, h) = encoded_film.size();
+                let own = grid.to_pixels(w, h);
+                Some(g.agreement_encoded(encoded_film, &r.phrase, &own)?)
             }
             _ => None,
         };

@@ -83,6 +83,19 @@ fn checkpoint_folders_medground_cannot_run_are_clear_errors() {
     assert_fails_with(&run(dir.path()), "resample");
 
     let dir = checkpoint();
+    edit(
+        dir.path(),
+        "config.json",
+        "\"gelu_pytorch_tanh\"",
+        "\"quick_gelu\"",
+    );
+    assert_fails_with(&run(dir.path()), "unknown variant `quick_gelu`");
+
+    let dir = checkpoint();
+    edit(dir.path(), "config.json", "\"silu\"", "\"gelu\"");
+    assert_fails_with(&run(dir.path()), "text MLP is SwiGLU and runs silu only");
+
+    let dir = checkpoint();
     edit(dir.path(), "chat_template.jinja", "{% endfor %}", "");
     assert_fails_with(&run(dir.path()), "chat_template.jinja");
 }

@@ -399,3 +399,91 @@ fn init_regrids_a_bundle_to_finer_image_tokens() {
     let text = a["text"].as_str().unwrap();
     assert!(text.starts_with("{<") && text.ends_with(">}"), "{a}");
 }
+
+#[test]
+fn several_phrases_on_one_film_give_a_line_each_as_alone() {
+    let demo = root().join("assets/demo");
+    let film = fixture("chest_rg1.dcm");
+    let phrases = ["the heart", "right lung", "small left pleural effusion"];
+    let mut args = vec![
+        "ground",
+        "--image",
+        &film,
+        "--model",
+        demo.to_str().unwrap(),
+    ];
+    for p in &phrases {
+        args.extend(["--phrase", p]);
+    }
+    let out = medground(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), phrases.len(), "{text}");
+    for (line, phrase) in lines.iter().zip(phrases) {
+        let alone = answer(&ground(&film, phrase, &demo));
+        assert_eq!(line["text"], alone["text"], "{phrase}");
+        assert_eq!(line["confidence"], alone["confidence"], "{phrase}");
+    }
+}
+
+#[test]
+fn outside_images_have_no_confidence() {
+    let demo = root().join("assets/demo");
+    let a = answer(&ground(
+        &fixture("ood/photos/chelsea.png"),
+        "the heart",
+        &demo,
+    ));
+    assert_eq!(a["inDistribution"], serde_json::Value::Bool(false), "{a}");
+    assert!(a["confidence"].is_null(), "{a}");
+    assert_eq!(a["calibrated"], serde_json::Value::Bool(false), "{a}");
+    assert!(a["probability"].as_f64().is_some_and(|p| p > 0.0), "{a}");
+    let a = answer(&ground(&fixture("chest_rg1.dcm"), "the heart", &demo));
+    assert_eq!(a["inDistribution"], serde_json::Value::Bool(true), "{a}");
+    assert!(a["confidence"].is_number(), "{a}");
+    assert_eq!(a["calibrated"], serde_json::Value::Bool(true), "{a}");
+}
+
+#[test]
+fn long_commands_report_progress_in_a_log() {
+    // stderr is a pipe here, as in a log file or CI: plain lines, not a hidden bar.
+    let dir = tempfile::tempdir().unwrap();
+    let out = medground(&[
+        "data",
+        "synth",
+        "--n",
+        "12",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--split",
+        "val",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("data synth: 12/12 (100 %)"), "{stderr}");
+    let jsonl = dir.path().join("val.jsonl");
+    let out = medground(&[
+        "eval",
+        jsonl.to_str().unwrap(),
+        "--model",
+        root().join("assets/demo").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("eval: ") && stderr.contains(" (100 %)"),
+        "{stderr}"
+    );
+}

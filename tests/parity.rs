@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use medground::image::{decode, preprocess::model_input};
-use medground::model::generate::{Policy, generate};
+use medground::model::generate::{Greedy, generate};
+use medground::model::rope::Rope;
 use medground::model::{Batch, Idefics3, Idefics3Config};
 use medground::tokens::Tokens;
 use serde::Deserialize;
@@ -113,10 +114,16 @@ fn greedy_tokens_with_the_kv_cache_match_exactly() {
         pixels: f.pixels(),
     };
     let embeds = f.model.embed_batch(&batch, f.config.image_token_id);
-    let policy = Policy::Greedy {
+    let greedy = Greedy {
         eos: None,
         max_new: f.expected.greedy_tokens.len(),
     };
-    let out = pollster::block_on(generate(&f.model, embeds, policy)).unwrap();
+    let out = pollster::block_on(generate(
+        &f.model,
+        &Rope::for_model(&f.config.text_config, &embeds.device()),
+        embeds,
+        greedy,
+    ))
+    .unwrap();
     assert_eq!(out.tokens, f.expected.greedy_tokens);
 }

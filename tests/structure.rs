@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use medground::image::decode;
 use medground::image::processor::{Settings, process};
-use medground::model::generate::{Policy, generate};
+use medground::model::generate::{Greedy, generate};
+use medground::model::rope::Rope;
 use medground::model::{Batch, Idefics3, Idefics3Config};
 use medground::protocol::prompt::Prompt;
 use medground::tokens::Tokens;
@@ -147,11 +148,17 @@ fn greedy_tokens_match_exactly() {
             pixels: c.pixels.clone(),
         };
         let embeds = f.model.embed_batch(&batch, f.config.image_token_id);
-        let policy = Policy::Greedy {
+        let greedy = Greedy {
             eos: None,
             max_new: c.want.greedy_tokens.len(),
         };
-        let out = pollster::block_on(generate(&f.model, embeds, policy)).unwrap();
+        let out = pollster::block_on(generate(
+            &f.model,
+            &Rope::for_model(&f.config.text_config, &embeds.device()),
+            embeds,
+            greedy,
+        ))
+        .unwrap();
         assert_eq!(out.tokens, c.want.greedy_tokens, "{}", c.name);
     }
 }
@@ -301,11 +308,11 @@ fn peft_adapters_cross_both_ways() {
             &arrays[&format!("{name}.logits")],
         );
         let embeds = g.model.embed_batch(&batch, g.config.image_token_id);
-        let policy = Policy::Greedy {
+        let greedy = Greedy {
             eos: None,
             max_new: tokens.len(),
         };
-        let out = pollster::block_on(generate(&g.model, embeds, policy)).unwrap();
+        let out = pollster::block_on(generate(&g.model, &g.rope, embeds, greedy)).unwrap();
         assert_eq!(&out.tokens, tokens, "{name}");
     }
 }

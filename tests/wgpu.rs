@@ -27,8 +27,11 @@ fn the_demo_answers_on_wgpu_as_on_the_cpu() {
     for i in 0..3 {
         let s = films.sample(i);
         let phrase = &s.findings[0].phrase;
-        let (a, pa) = cpu.answer(&s.picture, phrase).unwrap();
-        let (b, pb) = gpu.answer(&s.picture, phrase).unwrap();
+        let (a, b) = (
+            cpu.ground(&s.picture, phrase).unwrap(),
+            gpu.ground(&s.picture, phrase).unwrap(),
+        );
+        let ((a, pa), (b, pb)) = ((a.text, a.probability), (b.text, b.probability));
         eprintln!("{phrase:?}: cpu {a} {pa:.6}, wgpu {b} {pb:.6}");
         assert_eq!(a, b, "{phrase:?}");
         assert!(

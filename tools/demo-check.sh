@@ -28,10 +28,10 @@ curl -sf "$origin/model/manifest.json" >/dev/null || { cat "$log"; echo "no $ori
 echo "serving after $(( $(date +%s) - start )) s:"
 cat "$log"
 # The served WebGPU wasm is the optimised build (trunk's own is about 24 MB), byte for byte.
-served=$(curl -sf "$origin/medground_bg.wasm" | wc -c)
+served=$(curl -sf "$origin/pkg/wasm/medground_bg.wasm" | wc -c)
 echo "served medground_bg.wasm: $served bytes"
 [ "$served" -lt 15500000 ] || { echo "the served wasm is not the optimised one"; exit 1; }
-[ "$served" -eq "$(stat -c %s dist/medground_bg.wasm)" ] || { echo "the served wasm differs from dist/"; exit 1; }
+[ "$served" -eq "$(stat -c %s dist/pkg/wasm/medground_bg.wasm)" ] || { echo "the served wasm differs from dist/"; exit 1; }
 ORIGIN="$origin" NATIVE=target/native.json SHOTS=target/browser-demo node --test tests/browser/page.test.mjs
 stop
 trap - EXIT

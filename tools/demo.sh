@@ -15,8 +15,8 @@ if [ "${DEMO_PREBUILT:-0}" != 1 ]; then
   bash tools/web-tools.sh
   bash tools/build-web.sh
 fi
-for f in dist/index.html dist/medground_bg.wasm dist/medground_cpu_bg.wasm dist/model/manifest.json; do
+for f in dist/index.html dist/pkg/index.js dist/pkg/wasm/medground_bg.wasm dist/pkg/wasm/medground_cpu_bg.wasm dist/model/manifest.json; do
   [ -f "$f" ] || { echo "$f is missing: run bash tools/demo.sh without DEMO_PREBUILT=1" >&2; exit 2; }
 done
-echo "the page: http://127.0.0.1:$port/  (medground_bg.wasm $(stat -c %s dist/medground_bg.wasm) bytes; Ctrl-C stops)"
+echo "the page: http://127.0.0.1:$port/  (medground_bg.wasm $(stat -c %s dist/pkg/wasm/medground_bg.wasm) bytes; Ctrl-C stops)"
 exec node tools/serve.mjs dist "$port"

@@ -35,7 +35,7 @@ for t in 1 2; do
   echo "| $t | $n | $f | $b | $p | $("$py" -c "print(f'{$p / $n:.2f}x')") |"
 done
 echo
-# The fused kernels (src/model/fused/) against Burn's composition, the same binary, 2 threads.
+# The fused kernels (src/kernels/) against Burn's composition, the same binary, 2 threads.
 echo "| path (2 threads) | ms a step | forward | backward | grounding ms |"
 echo "|---|---:|---:|---:|---:|"
 for f in 0 1; do

@@ -3,7 +3,7 @@
 import { teach } from './teach.js';
 
 const $ = (id) => document.getElementById(id);
-const worker = new Worker('worker.js');
+const worker = new Worker('worker.js', { type: 'module' });
 const canvas = $('view');
 const ctx = canvas.getContext('2d');
 let image = null; // { bytes: Uint8Array, name }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use medground::eval::{Agreement, Films};
-use medground::protocol::calibration::{self, Calibration};
+use medground::protocol::calibration::{self, Calibration, Method};
 use medground::protocol::structures::{self, Signals};
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
@@ -33,18 +33,24 @@ pub struct CalibrateArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// isotonic (a monotone step curve; default) or platt (a sigmoid of the log-odds).
-    #[arg(long, default_value = "isotonic")]
-    method: String,
+    #[arg(long, value_enum, default_value_t = Method::Isotonic)]
+    method: Method,
     /// Draw the reliability diagram (before and after, on the fitting data) into this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Films of the training kind for the out-of-distribution model (`ood.safetensors`): its
-    /// Gaussian is fitted on their vision features, its threshold set on the validation
-    /// films above. Use your training set when you trained on your own data.
-    #[arg(long, default_value = "synth:1000:train:11:upright")]
+    /// Gaussian is fitted on their vision features. The default adds what other hospitals'
+    /// films bring (borders, tilt, crop, exposure, burned-in labels: `:digitised`), so that
+    /// "inside" means a frontal chest film of any ordinary look. Use your training set when you
+    /// trained on your own data.
+    #[arg(long, default_value = "synth:1000:train:11:upright:digitised")]
     fit_films: String,
+    /// Held-out films of the same kind that set the threshold (`ood::MARGIN` times their 99th
+    /// percentile score); empty: the calibration films above.
+    #[arg(long, default_value = "synth:300:val:9:upright:digitised")]
+    threshold_films: String,
     /// Anatomy phrases of validation films, for the anatomy curve (empty: none).
     #[arg(long, default_value = "anatomy:300:val:7:upright")]
     anatomy: String,
@@ -78,7 +84,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         Agreement::Needed,
     )?;
     let (probs, hits) = e.outcomes();
-    let mut c = Calibration::fit(&probs, &hits, &a.method, &a.dataset)?;
+    let mut c = Calibration::fit(&probs, &hits, a.method, &a.dataset)?;
     let rate = hits.iter().filter(|&&h| h).count() as f64 / hits.len() as f64;
     println!(
         "{} answers, {:.3} of them hits; ECE {:.3} -> {:.3} ({}, fitted here)",
@@ -88,7 +94,13 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     // The out-of-distribution model first: the structures' curves read each film's score.
     let mut bundle = bundle;
     if !a.no_ood {
-        let o = super::ood::fit(&g, &a.fit_films, &records)?;
+        let held_out = if a.threshold_films.is_empty() {
+            records.clone()
+        } else {
+            let size = g.config.vision_config.image_size;
+            medground::data::open(&a.threshold_films, None, size)?.records
+        };
+        let o = super::ood::fit(&g, &a.fit_films, &held_out)?;
         bundle = bundle.with_file(medground::protocol::ood::FILE, o.to_bytes());
         g.ood = Some(o);
     }
@@ -100,7 +112,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         let (records, e) = super::eval::grounded(&g, set, None, Films::Own, Agreement::Structures)?;
         let (p, h) = e.outcomes();
         if pooled {
-            let curve = Calibration::fit(&p, &h, &a.method, set)?;
+            let curve = Calibration::fit(&p, &h, a.method, set)?;
             println!(
                 "anatomy: {} answers; ECE {:.3} -> {:.3}",
                 curve.n, curve.ece_before, curve.ece_after

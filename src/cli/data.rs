@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use medground::data::preview::{COLORS, Tile, sheet};
-use medground::data::record::{ImageSource, JsonlRow, Record};
+use medground::data::record::{JsonlRow, Record};
 use medground::data::stats::Stats;
 use medground::data::synth::{Split, Synth};
 use medground::data::{open, phrases::CATEGORIES};
@@ -155,7 +155,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 let first = &beside[0];
                 let boxes = beside
                     .iter()
-                    .filter(|r| same_file(&r.image, &first.image))
+                    .filter(|r| r.image.same(&first.image))
                     .enumerate()
                     .map(|(k, r)| (r.box_px, COLORS[k % COLORS.len()], String::new()))
                     .collect();
@@ -176,10 +176,12 @@ fn synth(n: usize, out: &Path, generator: &Synth, name: &str) -> Result<()> {
     let start = std::time::Instant::now();
     let images = out.join("images");
     std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
+    let bar = medground::train::progress::Progress::new("data synth", n as u64, 0);
     let rows: Vec<Vec<JsonlRow>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let s = generator.sample(i as u64);
+            bar.inc(1);
             let file = format!("images/{name}_{i:06}.png");
             let bytes = s.picture.to_bytes();
             image::GrayImage::from_raw(size as u32, size as u32, bytes)
@@ -205,6 +207,7 @@ fn synth(n: usize, out: &Path, generator: &Synth, name: &str) -> Result<()> {
                 .collect())
         })
         .collect::<Result<_>>()?;
+    bar.finish();
     let path = out.join(format!("{name}.jsonl"));
     let mut file =
         std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?);
@@ -225,8 +228,4 @@ fn synth(n: usize, out: &Path, generator: &Synth, name: &str) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn same_file(a: &ImageSource, b: &ImageSource) -> bool {
-    matches!((a, b), (ImageSource::File(a), ImageSource::File(b)) if a == b)
 }

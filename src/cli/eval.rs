@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::ProgressBar;
 use medground::data::open;
 use medground::data::preview::{Tile, sheet};
 use medground::data::record::Record;
 use medground::eval::{Agreement, Evaluation, Films, evaluate};
 use medground::protocol::calibration::{Bin, bins, ece, is_anatomy};
 use medground::protocol::metrics::{brier, discrimination};
+use medground::train::progress::Progress;
 use medground::weights::Bundle;
 use medground::{Error, Grounder, Result};
 
@@ -191,11 +191,11 @@ pub fn grounded(
     if records.is_empty() {
         return Err(Error::Other(format!("{dataset}: no usable records")));
     }
-    let bar = ProgressBar::new(records.len() as u64);
+    let bar = Progress::new("eval", records.len() as u64, 0);
     let e = evaluate(g, &records, films, agreement, |i| {
         bar.set_position(i as u64)
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     Ok((records, e))
 }
 

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
 use medground::data::open;
 use medground::data::record::{ImageSource, Record};
 use medground::protocol::ood::{self, Ood, auroc};
+use medground::train::progress::Progress;
 use medground::{Error, Grounder, Result};
 
 /// Each distinct film of `records` once, in order.
@@ -28,7 +28,7 @@ pub fn films(records: &[Record]) -> Vec<&Record> {
 
 /// Pooled vision features of each film, with a progress bar.
 pub fn features(g: &Grounder, films: &[&Record]) -> Result<Vec<Vec<f32>>> {
-    let bar = ProgressBar::new(films.len() as u64);
+    let bar = Progress::new("vision features", films.len() as u64, 0);
     let out = films
         .iter()
         .map(|r| {
@@ -36,7 +36,7 @@ pub fn features(g: &Grounder, films: &[&Record]) -> Result<Vec<Vec<f32>>> {
             g.features(&*r.picture()?)
         })
         .collect();
-    bar.finish_and_clear();
+    bar.finish();
     out
 }
 

@@ -29,8 +29,8 @@ pub const CHECKED_ANATOMY: [&str; 6] = [
     "the left hemidiaphragm",
 ];
 
-/// A synthetic dataset's name: `synth:N[:split[:seed]][:upright][:shifted]` or the same with
-/// `anatomy:`.
+/// A synthetic dataset's name: `synth:N[:split[:seed]][:upright][:shifted][:digitised]` or the
+/// same with `anatomy:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynthSpec {
     pub n: usize,
@@ -43,9 +43,13 @@ pub struct SynthSpec {
     /// (`Synth::with_shift`): a domain shift the model was not tuned on, on which `calibrate`
     /// measures how its answers fail on unusual films.
     pub shifted: bool,
+    /// `:digitised`: films as other hospitals' reach the model (borders, tilt, crop, labels;
+    /// `Synth::with_digitised`), what the out-of-distribution model is fitted on.
+    pub digitised: bool,
 }
 
-/// Parses `synth:N[:split[:seed]][:upright][:shifted]` and the same with `anatomy:`.
+/// Parses `synth:N[:split[:seed]][:upright][:shifted][:digitised]` and the same with
+/// `anatomy:`.
 pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
     let (rest, asks) = match (spec.strip_prefix("synth:"), spec.strip_prefix("anatomy:")) {
         (Some(rest), _) => (rest, Asks::Findings),
@@ -55,7 +59,7 @@ pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
     let bad = || {
         Error::Other(format!(
             "bad synthetic dataset {spec:?}: use \
-             synth:N[:train|val|test[:seed]][:upright][:shifted] \
+             synth:N[:train|val|test[:seed]][:upright][:shifted][:digitised] \
              (or anatomy:N[:...] for the anatomy phrases)"
         ))
     };
@@ -67,6 +71,7 @@ pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
         }
         on
     };
+    let digitised = flag("digitised");
     let shifted = flag("shifted");
     let upright = flag("upright");
     if parts.len() > 3 {
@@ -92,6 +97,7 @@ pub fn parse_synth(spec: &str) -> Result<Option<SynthSpec>> {
         asks,
         upright,
         shifted,
+        digitised,
     }))
 }
 
@@ -146,7 +152,8 @@ pub fn open(spec: &str, images: Option<&Path>, size: usize) -> Result<Loaded> {
             records: synth_records(
                 &Synth::new(s.seed, s.split, size)
                     .with_upright(s.upright)
-                    .with_shift(s.shifted),
+                    .with_shift(s.shifted)
+                    .with_digitised(s.digitised),
                 s.n,
                 s.asks,
             ),
@@ -170,6 +177,7 @@ mod tests {
             asks: Asks::Anatomy,
             upright: false,
             shifted: false,
+            digitised: false,
         };
         assert_eq!(parse_synth("anatomy:4:val:2").unwrap(), Some(spec));
         let upright = SynthSpec {
@@ -189,6 +197,10 @@ mod tests {
             Some(shifted)
         );
         assert!(parse_synth("anatomy:4:val:2:shifted:upright").is_err());
+        let digitised = parse_synth("synth:4:val:2:upright:digitised")
+            .unwrap()
+            .unwrap();
+        assert!(digitised.digitised && digitised.upright && !digitised.shifted);
         assert!(parse_synth("anatomy:x").is_err());
         assert!(parse_synth("synth:4:val:2:sideways").is_err());
         assert!(parse_synth("synth:upright").is_err());

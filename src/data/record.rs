@@ -16,6 +16,17 @@ pub enum ImageSource {
     Memory(Arc<Picture>),
 }
 
+impl ImageSource {
+    /// Whether both name the same film (one file, or one picture in memory).
+    pub fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::File(a), Self::File(b)) => a == b,
+            (Self::Memory(a), Self::Memory(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// One phrase/box pair.
 #[derive(Debug, Clone)]
 pub struct Record {

@@ -5,6 +5,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// An activation a config names (`hidden_act`, spelled as transformers spells it). Names this
+/// crate does not run fail to load, naming themselves; [`Idefics3Config::validate`] rejects one
+/// that its block cannot run (the text MLP is SwiGLU: `silu`; the vision MLP a GELU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// GELU with the tanh approximation (SigLIP's default; `gelu_new` is the same formula).
+    #[serde(rename = "gelu_pytorch_tanh", alias = "gelu_new")]
+    GeluTanh,
+    /// Exact GELU (the error function).
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// `x * sigmoid(x)`, the gate of Llama's SwiGLU.
+    #[serde(rename = "silu")]
+    Silu,
+}
+
 /// SigLIP-style vision tower (`vision_config` in `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisionConfig {
@@ -17,7 +33,7 @@ pub struct VisionConfig {
     pub image_size: usize,
     pub patch_size: usize,
     #[serde(default = "gelu_tanh")]
-    pub hidden_act: String,
+    pub hidden_act: Activation,
     #[serde(default = "eps6")]
     pub layer_norm_eps: f64,
 }
@@ -44,7 +60,7 @@ pub struct TextConfig {
     #[serde(default = "ctx")]
     pub max_position_embeddings: usize,
     #[serde(default = "silu")]
-    pub hidden_act: String,
+    pub hidden_act: Activation,
     #[serde(default)]
     pub tie_word_embeddings: bool,
 }
@@ -85,11 +101,11 @@ fn eps6() -> f64 {
 fn ctx() -> usize {
     2048
 }
-fn gelu_tanh() -> String {
-    "gelu_pytorch_tanh".into()
+fn gelu_tanh() -> Activation {
+    Activation::GeluTanh
 }
-fn silu() -> String {
-    "silu".into()
+fn silu() -> Activation {
+    Activation::Silu
 }
 fn arch() -> Vec<String> {
     vec!["Idefics3ForConditionalGeneration".into()]
@@ -216,10 +232,16 @@ impl Idefics3Config {
                 self.image_token_id, t.vocab_size
             ));
         }
-        for act in [&v.hidden_act, &t.hidden_act] {
-            if !matches!(act.as_str(), "gelu_pytorch_tanh" | "gelu" | "silu") {
-                return bad(format!("unsupported activation {act}"));
-            }
+        if v.hidden_act == Activation::Silu {
+            return bad(
+                "vision hidden_act silu: the vision MLP runs gelu or gelu_pytorch_tanh".into(),
+            );
+        }
+        if t.hidden_act != Activation::Silu {
+            return bad(format!(
+                "text hidden_act {:?}: the text MLP is SwiGLU and runs silu only",
+                t.hidden_act
+            ));
         }
         Ok(())
     }
@@ -326,6 +348,26 @@ mod tests {
         assert_eq!(c.text_config.head_dim(), 64);
         assert!(Idefics3Config::smolvlm("smolvlm-500m", 5).is_ok());
         assert!(Idefics3Config::smolvlm("smolvlm-2b", 5).is_err());
+    }
+
+    #[test]
+    fn activations_are_typed_and_checked_per_block() {
+        let json = Idefics3Config::tiny(600, 5).to_json();
+        assert!(json.contains("\"gelu_pytorch_tanh\"") && json.contains("\"silu\""));
+        let unknown = json.replacen("\"gelu_pytorch_tanh\"", "\"quick_gelu\"", 1);
+        let e = Idefics3Config::from_json(&unknown).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `quick_gelu`"), "{e}");
+        let text_gelu = json.replacen("\"silu\"", "\"gelu\"", 1);
+        let e = Idefics3Config::from_json(&text_gelu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("text hidden_act") && e.contains("silu only"),
+            "{e}"
+        );
+        let alias = json.replacen("\"gelu_pytorch_tanh\"", "\"gelu_new\"", 1);
+        let c = Idefics3Config::from_json(&alias).unwrap();
+        assert_eq!(c.vision_config.hidden_act, Activation::GeluTanh);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Autoregressive decoding with the KV cache. One async loop serves native (blocked on) and the
 //! browser (where every read back from the GPU must be awaited); each step reads back only the
-//! logits it needs plus one log-sum-exp, for the chosen token's probability.
+//! logits of the tokens the [`Constraint`] allows plus one log-sum-exp, for the chosen token's
+//! probability. What an answer may look like is the constraint's business (the box grammar
+//! lives in `protocol::constrain`), not the decoder's.
 
 use burn::prelude::*;
 
+use super::rope::Rope;
 use super::text::KvCache;
 use super::vlm::Idefics3;
-use crate::error::{Error, Result};
-use crate::protocol::constrain::{AnswerVocab, complete};
+use crate::error::Result;
 
 /// Generated tokens with their log-probabilities under the model's full softmax.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,16 +28,38 @@ impl Generation {
     }
 }
 
-/// How the next token is chosen.
-pub enum Policy<'a> {
-    /// Highest-scoring token of the whole vocabulary, until `eos` or `max_new` tokens.
-    Greedy { eos: Option<u32>, max_new: usize },
-    /// Highest-scoring token that keeps the answer a prefix of a well-formed box.
-    Box { vocab: &'a AnswerVocab },
+/// Chooses each next token: which tokens may come, which of them is taken, when to stop.
+pub trait Constraint {
+    /// The token ids every step chooses among (None: the whole vocabulary), fixed for a run.
+    fn candidates(&self) -> Option<&[u32]>;
+    /// The chosen token's index into the candidates (or the vocabulary) given their logits.
+    fn choose(&mut self, logits: &[f32]) -> Result<usize>;
+    /// Whether generation stops after `tokens`.
+    fn done(&self, tokens: &[u32]) -> bool;
+    /// The most tokens a run may generate (what the KV cache is sized for).
+    fn max_new(&self) -> usize;
 }
 
-/// Longest answer in tokens: a box spelled one character per token.
-pub const MAX_BOX_TOKENS: usize = 24;
+/// The highest-scoring token of the whole vocabulary, until `eos` or `max_new` tokens.
+pub struct Greedy {
+    pub eos: Option<u32>,
+    pub max_new: usize,
+}
+
+impl Constraint for Greedy {
+    fn candidates(&self) -> Option<&[u32]> {
+        None
+    }
+    fn choose(&mut self, logits: &[f32]) -> Result<usize> {
+        Ok(argmax(logits))
+    }
+    fn done(&self, tokens: &[u32]) -> bool {
+        (self.eos.is_some() && tokens.last().copied() == self.eos) || tokens.len() >= self.max_new
+    }
+    fn max_new(&self) -> usize {
+        self.max_new
+    }
+}
 
 /// `[batch, vocab]` -> `[batch, 1]` log-sum-exp.
 fn log_sum_exp(logits: Tensor<2>) -> Tensor<2> {
@@ -65,53 +89,38 @@ fn argmax(values: &[f32]) -> usize {
         .0
 }
 
-/// Decodes from prompt embeddings `[1, seq, hidden]`.
+/// Decodes from prompt embeddings `[1, seq, hidden]` under `constraint`, with the model's
+/// rotary tables `rope` (built once per model: [`Rope::for_model`]).
 pub async fn generate(
     model: &Idefics3,
+    rope: &Rope,
     embeds: Tensor<3>,
-    policy: Policy<'_>,
+    mut constraint: impl Constraint,
 ) -> Result<Generation> {
     let device = embeds.device();
-    let mut cache = KvCache::new();
+    let [batch, seq, _] = embeds.dims();
+    let text = &model.model.text_model;
+    let mut cache = KvCache::new(text, batch, seq + constraint.max_new(), rope, &device);
     let mut logits = model.last_logits(embeds, &mut cache);
-    let candidates = match &policy {
-        Policy::Box { vocab } => {
-            let ids: Vec<i64> = vocab.ids.iter().map(|&i| i as i64).collect();
-            let n = ids.len();
-            Some(Tensor::<1, Int>::from_data(
-                TensorData::new(ids, [n]),
-                &device,
-            ))
-        }
-        Policy::Greedy { .. } => None,
-    };
+    let candidates = constraint.candidates().map(|ids| {
+        let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let n = ids.len();
+        Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &device)
+    });
     let mut out = Generation {
         tokens: Vec::new(),
         logprobs: Vec::new(),
     };
-    let mut answer = String::new();
     loop {
         let (values, lse) = read_step(logits, candidates.as_ref()).await?;
-        let (token, score) = match &policy {
-            Policy::Greedy { .. } => {
-                let i = argmax(&values);
-                (i as u32, values[i])
-            }
-            Policy::Box { vocab } => {
-                let i = vocab
-                    .choose(&answer, &values)
-                    .ok_or_else(|| Error::Tokenizer("the vocabulary cannot finish a box".into()))?;
-                answer.push_str(&vocab.texts[i]);
-                (vocab.ids[i], values[i])
-            }
+        let i = constraint.choose(&values)?;
+        let token = match constraint.candidates() {
+            Some(ids) => ids[i],
+            None => i as u32,
         };
         out.tokens.push(token);
-        out.logprobs.push(score - lse);
-        let done = match &policy {
-            Policy::Greedy { eos, max_new } => Some(token) == *eos || out.tokens.len() >= *max_new,
-            Policy::Box { .. } => complete(&answer).is_some() || out.tokens.len() >= MAX_BOX_TOKENS,
-        };
-        if done {
+        out.logprobs.push(values[i] - lse);
+        if constraint.done(&out.tokens) {
             return Ok(out);
         }
         logits = model.last_logits(model.embed_tokens(&[token], &device), &mut cache);

@@ -11,7 +11,7 @@ use burn::module::LoraAdapter;
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::fused::{add, affine};
+use crate::kernels::{add, affine};
 
 /// `lin.forward(x)`, with the adapter (if any) on its own path where that pays (`split`).
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
@@ -24,7 +24,7 @@ pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
 /// `x W + b + scale (x A) B`.
 fn split_linear<const D: usize>(lin: &Linear, lora: &LoraAdapter, x: Tensor<D>) -> Tensor<D> {
     let bias = lin.bias.as_ref().map(|b| b.val());
-    // The scale on B (rank x d_out values), and the sum over the threads (`fused::add`): the
+    // The scale on B (rank x d_out values), and the sum over the threads (`kernels::add`): the
     // two passes over the output Burn's ops would make on one thread.
     let b = lora.b.val().mul_scalar(lora.scale);
     let low = affine(affine(x.clone(), lora.a.val(), None), b, None);
@@ -37,12 +37,11 @@ fn split_linear<const D: usize>(lin: &Linear, lora: &LoraAdapter, x: Tensor<D>) 
 }
 
 /// Whether the adapter takes its own path on this layer. The split path's products have the
-/// rank as a dimension, which run at about half the rate of the large ones (`product.rs`:
-/// 170 against 330 GFLOP/s, docs/speed.md), plus a sum over the output, so it pays where the
-/// weight gradient it avoids is large against them: `d_in d_out >= 16 r (d_in + d_out)`
-/// (measured with `bench`: SmolVLM-256M's MLP and query projections, ratio 18-26, run faster
-/// split; the tiny model's layers, 8-12, the same either way). `MEDGROUND_LORA=split` or
-/// `merged` forces one path (to measure).
+/// rank as a dimension, which run at about half the rate of the large ones (docs/speed.md),
+/// plus a sum over the output, so it pays where the weight gradient it avoids is large against
+/// them: `d_in d_out >= 16 r (d_in + d_out)` (measured with `bench`: SmolVLM-256M's MLP and
+/// query projections run faster split, the tiny model's layers the same either way).
+/// `MEDGROUND_LORA` forces one path (docs/speed.md, "Switches").
 fn split(lin: &Linear, rank: usize) -> bool {
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = FORCED.get_or_init(|| match std::env::var("MEDGROUND_LORA").as_deref() {

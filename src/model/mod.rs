@@ -2,7 +2,6 @@
 
 pub mod config;
 pub mod connector;
-pub mod fused;
 pub mod generate;
 pub mod lora;
 pub mod rope;

@@ -3,15 +3,46 @@
 
 use burn::prelude::*;
 
-use super::fused;
+use crate::kernels;
 
 /// Cosine and sine tables for one run of positions `start..start + len`, `[len, head_dim]`.
+#[derive(Debug, Clone)]
 pub struct Rope {
     cos: Tensor<2>,
     sin: Tensor<2>,
 }
 
 impl Rope {
+    /// The tables of every position the text model can reach (`max_position_embeddings`),
+    /// built once per model; each decoding step takes its rows with [`Self::at`].
+    pub fn for_model(c: &crate::model::config::TextConfig, device: &Device) -> Self {
+        Self::new(
+            c.rope_theta(),
+            c.head_dim(),
+            0,
+            c.max_position_embeddings,
+            device,
+        )
+    }
+
+    /// The rows of positions `start..start + len`.
+    pub fn at(&self, start: usize, len: usize) -> Self {
+        let [_, d] = self.cos.dims();
+        Self {
+            cos: self.cos.clone().slice([start..start + len, 0..d]),
+            sin: self.sin.clone().slice([start..start + len, 0..d]),
+        }
+    }
+
+    /// Positions the tables hold.
+    pub fn len(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn new(theta: f64, head_dim: usize, start: usize, len: usize, device: &Device) -> Self {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(len * head_dim);
@@ -33,8 +64,8 @@ impl Rope {
         }
     }
 
-    /// `[batch, len, heads, head_dim]` -> same shape, rotated by position (`fused::rope`).
+    /// `[batch, len, heads, head_dim]` -> same shape, rotated by position (`kernels::rope`).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        fused::rope(x, self.cos.clone(), self.sin.clone())
+        kernels::rope(x, self.cos.clone(), self.sin.clone())
     }
 }

@@ -5,39 +5,73 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::prelude::*;
 
 use super::config::TextConfig;
-use super::fused::{attention, rms_norm, swiglu};
 use super::lora::linear;
 use super::rope::Rope;
+use crate::kernels::{attention, rms_norm, swiglu};
 
-/// Keys and values of every layer for the positions already seen.
-#[derive(Debug, Default)]
+/// Keys and values of every layer, preallocated for `capacity` positions and written in place
+/// at each step (as llama-burn's cache is), with the model's rotary tables for those positions.
+#[derive(Debug)]
 pub struct KvCache {
+    /// Per layer, keys and values `[batch, kv_heads, capacity, head_dim]` (taken out while
+    /// written, so that the write finds them unshared and goes in place).
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
     len: usize,
+    rope: Rope,
 }
 
 impl KvCache {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty cache for `batch` rows of up to `capacity` positions of `model`, reading the
+    /// rotary tables `rope` (the model's, [`Rope::for_model`]).
+    pub fn new(
+        model: &LlamaModel,
+        batch: usize,
+        capacity: usize,
+        rope: &Rope,
+        device: &Device,
+    ) -> Self {
+        let a = &model.layers[0].self_attn;
+        let shape = [batch, a.num_kv_heads, capacity, a.head_dim];
+        Self {
+            layers: (0..model.layers.len())
+                .map(|_| Some((Tensor::zeros(shape, device), Tensor::zeros(shape, device))))
+                .collect(),
+            len: 0,
+            rope: rope.clone(),
+        }
     }
+
     /// Number of positions already in the cache.
     pub fn len(&self) -> usize {
         self.len
     }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// Appends this step's keys/values for `layer` and returns the whole history.
-    fn extend(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        if self.layers.len() <= layer {
-            self.layers.resize(layer + 1, None);
+
+    /// Writes this step's keys/values for `layer` after the positions held and returns the
+    /// history up to them; past the capacity the cache grows.
+    fn write(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [b, h, s, d] = k.dims();
+        let (start, end) = (self.len, self.len + s);
+        let (mut kc, mut vc) = self.layers[layer]
+            .take()
+            .expect("a layer's cache, put back after each write");
+        let capacity = kc.dims()[2];
+        if end > capacity {
+            let more = [b, h, end - capacity, d];
+            let device = k.device();
+            kc = Tensor::cat(vec![kc, Tensor::zeros(more, &device)], 2);
+            vc = Tensor::cat(vec![vc, Tensor::zeros(more, &device)], 2);
         }
-        let (k, v) = match self.layers[layer].take() {
-            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-            None => (k, v),
-        };
-        self.layers[layer] = Some((k.clone(), v.clone()));
-        (k, v)
+        let kc = kc.slice_assign([0..b, 0..h, start..end, 0..d], k);
+        let vc = vc.slice_assign([0..b, 0..h, start..end, 0..d], v);
+        self.layers[layer] = Some((kc.clone(), vc.clone()));
+        (
+            kc.slice([0..b, 0..h, 0..end, 0..d]),
+            vc.slice([0..b, 0..h, 0..end, 0..d]),
+        )
     }
 }
 
@@ -85,7 +119,7 @@ impl TextAttention {
             .swap_dims(1, 2);
         let v = heads(linear(&self.v_proj, x), kvh).swap_dims(1, 2);
         let (k, v) = match cache {
-            Some((cache, layer)) => cache.extend(layer, k, v),
+            Some((cache, layer)) => cache.write(layer, k, v),
             None => (k, v),
         };
         let (k, v) = (repeat_kv(k, h / kvh), repeat_kv(v, h / kvh));
@@ -182,9 +216,12 @@ impl LlamaModel {
     /// and returns the final normalised hidden states.
     pub fn forward(&self, embeds: Tensor<3>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let [_, s, _] = embeds.dims();
-        let start = cache.as_ref().map_or(0, |c| c.len());
         let head_dim = self.layers[0].self_attn.head_dim;
-        let rope = Rope::new(self.rope_theta, head_dim, start, s, &embeds.device());
+        let rope = match &cache {
+            Some(c) if c.len + s <= c.rope.len() => c.rope.at(c.len, s),
+            Some(c) => Rope::new(self.rope_theta, head_dim, c.len, s, &embeds.device()),
+            None => Rope::new(self.rope_theta, head_dim, 0, s, &embeds.device()),
+        };
         let mut x = embeds;
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));

@@ -7,8 +7,8 @@ use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use super::config::VisionConfig;
-use super::fused::{attention, gelu_tanh};
 use super::lora::linear;
+use crate::kernels::{attention, gelu_tanh};
 
 /// `embeddings`: a strided convolution cuts the image into patches, then a learned position
 /// vector is added to each. Inputs are full square images, so positions are `0..num_patches`.
@@ -119,7 +119,7 @@ impl VisionEncoderLayer {
             mlp: VisionMlp {
                 fc1: LinearConfig::new(c.hidden_size, c.intermediate_size).init(device),
                 fc2: LinearConfig::new(c.intermediate_size, c.hidden_size).init(device),
-                tanh_gelu: c.hidden_act == "gelu_pytorch_tanh",
+                tanh_gelu: c.hidden_act == crate::model::config::Activation::GeluTanh,
             },
         }
     }

@@ -19,10 +19,29 @@ pub const BINS: usize = 10;
 /// IoU from which a box counts as right.
 pub const HIT_IOU: f32 = 0.5;
 
+/// How answer probabilities map to the chance of a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Method {
+    /// A rising step curve through `points` (pool-adjacent-violators).
+    Isotonic,
+    /// `sigmoid(a * logit(p) + b)`.
+    Platt,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Isotonic => "isotonic",
+            Self::Platt => "platt",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// "isotonic" (through `points`) or "platt" (`sigmoid(a * logit(p) + b)`).
-    pub method: String,
+    pub method: Method,
     #[serde(default)]
     pub a: f64,
     #[serde(default)]
@@ -56,9 +75,8 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl Calibration {
-    /// Fits the map `method` ("isotonic" or "platt") to answer probabilities and their
-    /// outcomes.
-    pub fn fit(probs: &[f32], hits: &[bool], method: &str, fitted_on: &str) -> Result<Self> {
+    /// Fits the map `method` to answer probabilities and their outcomes.
+    pub fn fit(probs: &[f32], hits: &[bool], method: Method, fitted_on: &str) -> Result<Self> {
         if probs.len() != hits.len() || probs.len() < 20 {
             return Err(Error::Other(format!(
                 "calibration needs at least 20 answers with their outcome, got {}",
@@ -67,20 +85,15 @@ impl Calibration {
         }
         let ys: Vec<f64> = hits.iter().map(|&h| f64::from(u8::from(h))).collect();
         let (a, b, points) = match method {
-            "platt" => {
+            Method::Platt => {
                 let xs: Vec<f64> = probs.iter().map(|&p| logit(p as f64)).collect();
                 let (a, b) = platt(&xs, &ys);
                 (a, b, vec![])
             }
-            "isotonic" => (0.0, 0.0, isotonic(probs, &ys)),
-            _ => {
-                return Err(Error::Other(format!(
-                    "unknown calibration method {method:?}; use isotonic or platt"
-                )));
-            }
+            Method::Isotonic => (0.0, 0.0, isotonic(probs, &ys)),
         };
         let mut c = Self {
-            method: method.into(),
+            method,
             a,
             b,
             points,
@@ -133,20 +146,19 @@ impl Calibration {
     /// The calibrated chance for a raw answer probability (the findings' curve).
     pub fn apply(&self, p: f32) -> f32 {
         let p = p as f64;
-        if self.method == "platt" {
-            return sigmoid(self.a * logit(p) + self.b) as f32;
+        match self.method {
+            Method::Platt => sigmoid(self.a * logit(p) + self.b) as f32,
+            Method::Isotonic => through(&self.points, p) as f32,
         }
-        through(&self.points, p) as f32
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let c: Self = serde_json::from_slice(bytes)
             .map_err(|e| Error::Weights(format!("{FILE} is malformed: {e}")))?;
         let finite = |v: f64| v.is_finite();
-        let ok = match c.method.as_str() {
-            "platt" => finite(c.a) && finite(c.b),
-            "isotonic" => is_rising_curve(&c.points),
-            _ => false,
+        let ok = match c.method {
+            Method::Platt => finite(c.a) && finite(c.b),
+            Method::Isotonic => is_rising_curve(&c.points),
         } && c.anatomy.as_ref().is_none_or(|a| a.anatomy.is_none())
             && c.structures.iter().all(Structure::is_valid);
         if let Some(a) = &c.anatomy {
@@ -154,7 +166,7 @@ impl Calibration {
         }
         if !ok {
             return Err(Error::Weights(format!(
-                "{FILE}: unsupported method {:?} or malformed parameters",
+                "{FILE}: malformed parameters for the {} method",
                 c.method
             )));
         }
@@ -361,7 +373,7 @@ mod tests {
             probs.push(if strong { 0.95 } else { 0.8 });
             hits.push(if strong { i % 10 < 6 } else { i % 10 == 1 });
         }
-        let c = Calibration::fit(&probs, &hits, "platt", "test").unwrap();
+        let c = Calibration::fit(&probs, &hits, Method::Platt, "test").unwrap();
         assert!(c.ece_before > 0.4, "{}", c.ece_before);
         assert!(c.ece_after < 0.02, "{}", c.ece_after);
         assert!((c.apply(0.95) - 0.6).abs() < 0.02 && (c.apply(0.8) - 0.2).abs() < 0.02);
@@ -371,11 +383,14 @@ mod tests {
         let back = Calibration::parse(c.to_json().as_bytes()).unwrap();
         assert!((back.a - c.a).abs() < 1e-12 && (back.b - c.b).abs() < 1e-12);
         assert_eq!((back.n, &back.fitted_on), (c.n, &c.fitted_on));
-        assert!(Calibration::parse(b"{\"method\":\"x\"}").is_err());
-        assert!(Calibration::fit(&probs[..5], &hits[..5], "platt", "t").is_err());
-        assert!(Calibration::fit(&probs, &hits, "magic", "t").is_err());
+        let unknown = Calibration::parse(
+            br#"{"method":"magic","fitted_on":"x","n":1,"ece_before":0,"ece_after":0}"#,
+        );
+        let message = unknown.unwrap_err().to_string();
+        assert!(message.contains("unknown variant `magic`"), "{message}");
+        assert!(Calibration::fit(&probs[..5], &hits[..5], Method::Platt, "t").is_err());
         // Isotonic gives the same two rates, rising, and reads back.
-        let c = Calibration::fit(&probs, &hits, "isotonic", "test").unwrap();
+        let c = Calibration::fit(&probs, &hits, Method::Isotonic, "test").unwrap();
         assert_eq!(c.points.len(), 2); // each rate at one probability: one point a step
         assert!((c.apply(0.95) - 0.6).abs() < 1e-6 && (c.apply(0.8) - 0.2).abs() < 1e-6);
         assert!((c.apply(0.875) - 0.4).abs() < 1e-6 && c.apply(0.5) == c.apply(0.8));

@@ -5,6 +5,11 @@
 //! spell `<12>` out in pieces.
 
 use super::answer::{GRID, GridBox};
+use crate::error::{Error, Result};
+use crate::model::generate::Constraint;
+
+/// Longest answer in tokens: a box spelled one character per token.
+pub const MAX_BOX_TOKENS: usize = 24;
 
 const ALPHABET: &str = "{}<>0123456789";
 
@@ -93,6 +98,45 @@ impl AnswerVocab {
             }
         }
         best.map(|(i, _)| i)
+    }
+}
+
+/// The box grammar as a decoding constraint: the best-scoring token of `vocab` that keeps the
+/// answer a prefix of a well-formed box, until the box closes.
+pub struct BoxAnswer<'a> {
+    vocab: &'a AnswerVocab,
+    text: String,
+}
+
+impl<'a> BoxAnswer<'a> {
+    pub fn new(vocab: &'a AnswerVocab) -> Self {
+        Self {
+            vocab,
+            text: String::new(),
+        }
+    }
+}
+
+impl Constraint for BoxAnswer<'_> {
+    fn candidates(&self) -> Option<&[u32]> {
+        Some(&self.vocab.ids)
+    }
+
+    fn choose(&mut self, logits: &[f32]) -> Result<usize> {
+        let i = self
+            .vocab
+            .choose(&self.text, logits)
+            .ok_or_else(|| Error::Tokenizer("the vocabulary cannot finish a box".into()))?;
+        self.text.push_str(&self.vocab.texts[i]);
+        Ok(i)
+    }
+
+    fn done(&self, tokens: &[u32]) -> bool {
+        complete(&self.text).is_some() || tokens.len() >= MAX_BOX_TOKENS
+    }
+
+    fn max_new(&self) -> usize {
+        MAX_BOX_TOKENS
     }
 }
 

@@ -13,6 +13,8 @@ pub mod loss;
 pub mod plot;
 #[cfg(feature = "cli")]
 pub mod probe;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod progress;
 #[cfg(feature = "cli")]
 pub mod run;
 pub mod step;

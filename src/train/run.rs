@@ -8,7 +8,6 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::base::{Base, prepare};
 use super::batch::{Framing, Source, prefetch};
@@ -142,13 +141,7 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         frozen,
     };
     let mut log = Log::open(&out, progress.step)?;
-    let bar = ProgressBar::new(o.steps as u64).with_position(progress.step as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
-        )
-        .expect("template"),
-    );
+    let bar = super::progress::Progress::new("train", o.steps as u64, progress.step as u64);
     let (mut acc50, mut miou) = (f32::NAN, f32::NAN);
     let mut window = std::time::Instant::now();
     let mut window_samples = 0u64;
@@ -167,8 +160,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
         progress.samples += (o.batch * o.accumulate) as u64;
         window_samples += (o.batch * o.accumulate) as u64;
         let rate = window_samples as f64 / window.elapsed().as_secs_f64();
+        bar.set_message(format!("loss {loss:.3}, lr {lr:.2e}, {rate:.1} samples/s"));
         bar.set_position(progress.step as u64);
-        bar.set_message(format!("loss {loss:.3} lr {lr:.2e} {rate:.1} samples/s"));
         let last = progress.step == o.steps;
         if progress.step.is_multiple_of(cfg.run.eval_every) || last {
             let g = Grounder {
@@ -182,6 +175,8 @@ pub fn run(cfg: &TrainConfig, resume: bool) -> Result<Finished> {
                 adapter: None,
                 processor: framing.processor.clone(),
                 chat: framing.chat.clone(),
+                tower_runs: Default::default(),
+                rope: crate::model::rope::Rope::for_model(&config.text_config, &device),
             };
             let e = evaluate(&g, &val, Films::Own, Agreement::Needed, |_| {})?;
             let overall = e.scores.overall();

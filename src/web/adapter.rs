@@ -57,6 +57,7 @@ impl WebGrounder {
 impl WebGrounder {
     /// Answers with `tuned` merged into the base weights, kept under `name`.
     pub(super) fn use_tuned(&mut self, name: String, tuned: Tuned) -> Result<(), JsError> {
+        self.forget_film();
         // Built from the bundle with the merged weights: its own are not loaded first.
         let mut merged =
             peft::merge(&self.bundle, &tuned.config, &tuned.weights).map_err(js_err)?;

@@ -9,7 +9,7 @@ use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::grounder::{Grounder, Grounding};
+use crate::grounder::{Encoded, Grounder, Grounding};
 use crate::image::{Picture, decode};
 use crate::weights::Bundle;
 use crate::weights::bundle::MANIFEST;
@@ -115,6 +115,20 @@ pub struct WebGrounder {
     /// Every adapter `fineTune` trained or `loadAdapter` loaded in this session, by name:
     /// `useAdapter` switches to them as to the bundle's own.
     trained: BTreeMap<String, Tuned>,
+    /// The last film asked about, encoded, keyed by a hash of its bytes: the next phrase on the
+    /// same film skips the vision tower. Forgotten when the weights change.
+    film: RefCell<Option<(u64, Encoded)>>,
+}
+
+/// A hash of an image's bytes and how they are to be read (the film cache's key).
+fn film_key(kind: &str, parts: &[&[u8]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kind.hash(&mut h);
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
 }
 
 #[wasm_bindgen]
@@ -167,6 +181,7 @@ impl WebGrounder {
             bundle,
             tuned: None,
             trained: BTreeMap::new(),
+            film: RefCell::new(None),
         };
         if !options.no_warmup {
             // Compiles the shaders now, so the first real query does not pay for it.
@@ -186,8 +201,9 @@ impl WebGrounder {
         image: js_sys::Uint8Array,
         phrase: String,
     ) -> Result<JsValue, JsError> {
-        let picture = decode(&image.to_vec()).map_err(js_err)?;
-        self.answer(&picture, &phrase).await
+        let bytes = image.to_vec();
+        let key = film_key("encoded", &[&bytes]);
+        self.answer(key, || decode(&bytes), &phrase).await
     }
 
     /// Grounds `phrase` in raw RGBA pixels (an `ImageData`'s width, height and data).
@@ -203,13 +219,17 @@ impl WebGrounder {
         if rgba.len() != width as usize * height as usize * 4 {
             return Err(JsError::new("pixel data does not match width x height x 4"));
         }
-        let data = rgba
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .map(|v| v as f32 / 255.0)
-            .collect();
-        let picture = Picture::new(width, height, 3, data).map_err(js_err)?;
-        self.answer(&picture, &phrase).await
+        let size = [width.to_le_bytes(), height.to_le_bytes()].concat();
+        let key = film_key("rgba", &[&size, &rgba]);
+        let picture = || {
+            let data = rgba
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .map(|v| v as f32 / 255.0)
+                .collect();
+            Picture::new(width, height, 3, data)
+        };
+        self.answer(key, picture, &phrase).await
     }
 
     /// "webgpu" or "cpu".
@@ -236,6 +256,7 @@ impl WebGrounder {
     /// bundle is not fetched again.
     #[wasm_bindgen(js_name = useAdapter)]
     pub fn use_adapter(&mut self, name: Option<String>) -> Result<(), JsError> {
+        self.forget_film();
         if let Some(t) = name.as_ref().and_then(|n| self.trained.get(n)).cloned() {
             return self.use_tuned(name.unwrap_or_default(), t);
         }
@@ -260,12 +281,36 @@ impl WebGrounder {
         Ok(())
     }
 
-    async fn answer(&self, picture: &Picture, phrase: &str) -> Result<JsValue, JsError> {
-        let grounding = self
-            .inner
-            .ground_async(picture, phrase)
-            .await
-            .map_err(js_err)?;
+    /// The film cache is emptied: the weights that encoded it are changing.
+    fn forget_film(&mut self) {
+        self.film.get_mut().take();
+    }
+
+    /// Grounds `phrase` in the film keyed `key`, encoding it (from `picture`) unless it is
+    /// the film asked about last. `ms` counts the encoding only when it was done.
+    async fn answer(
+        &self,
+        key: u64,
+        picture: impl FnOnce() -> crate::error::Result<Picture>,
+        phrase: &str,
+    ) -> Result<JsValue, JsError> {
+        let cached = self.film.borrow_mut().take().filter(|(k, _)| *k == key);
+        let (film, encode_ms) = match cached {
+            Some((_, film)) => (film, 0.0),
+            None => {
+                let film = self
+                    .inner
+                    .encode_async(&picture().map_err(js_err)?)
+                    .await
+                    .map_err(js_err)?;
+                let ms = film.ms;
+                (film, ms)
+            }
+        };
+        let result = self.inner.ground_encoded_async(&film, phrase).await;
+        *self.film.borrow_mut() = Some((key, film));
+        let mut grounding = result.map_err(js_err)?;
+        grounding.ms += encode_ms;
         let answer = Answer {
             grounding,
             backend: self.backend.clone(),

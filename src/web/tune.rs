@@ -236,6 +236,7 @@ impl WebGrounder {
             tuner.resume(config, weights, *step).map_err(js_err)?;
         }
         // From here on the grounder answers with the adapter being trained.
+        self.forget_film();
         self.inner.calibration = None;
         self.inner.adapter = Some(name.clone());
         self.tuned = None;

@@ -16,10 +16,34 @@ test('the package answers as the native CLI on a DICOM film', async () => {
   assert.equal(a.text, native.text);
   assert.deepEqual(a.boxNorm, native.boxNorm);
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(a.box[i] - native.box[i]) < 1e-3);
+  assert.equal(typeof native.confidence, 'number');
   assert.ok(Math.abs(a.confidence - native.confidence) < 1e-3);
   assert.ok(Math.abs(a.probability - native.probability) < 1e-3);
   assert.equal(a.calibrated, native.calibrated);
+  assert.equal(a.inDistribution, native.inDistribution);
+  assert.equal(typeof native.oodScore, 'number');
+  assert.ok(Math.abs(a.oodScore - native.oodScore) < 1e-3 * native.oodScore, `${a.oodScore} vs ${native.oodScore}`);
   assert.equal(a.backend, 'cpu');
+  // The same film again: read from the film kept by the first question, the same answer.
+  const again = await g.ground(film, native.phrase);
+  assert.equal(again.text, a.text);
+  assert.equal(again.probability, a.probability);
+  assert.equal(again.oodScore, a.oodScore);
+});
+
+test('outside an image the model knows: no confidence, as natively', { skip: !process.env.MEDGROUND_NATIVE_OUTSIDE && 'MEDGROUND_NATIVE_OUTSIDE not set' }, async () => {
+  const expected = JSON.parse(await readFile(process.env.MEDGROUND_NATIVE_OUTSIDE, 'utf8'));
+  assert.equal(expected.inDistribution, false);
+  assert.equal(expected.confidence, null);
+  assert.equal(expected.calibrated, false);
+  const g = await Grounder.load(bundle, { backend: 'cpu', noWarmup: true });
+  const a = await g.ground(new Uint8Array(await readFile(expected.image)), expected.phrase);
+  assert.equal(a.inDistribution, false);
+  assert.equal(a.confidence, null);
+  assert.equal(a.calibrated, false);
+  assert.equal(typeof a.probability, 'number');
+  assert.ok(Math.abs(a.oodScore - expected.oodScore) < 1e-3 * expected.oodScore, `${a.oodScore} vs ${expected.oodScore}`);
+  assert.deepEqual(a.boxNorm, expected.boxNorm);
 });
 
 test('a structure states its confidence from the same views agreement as the native CLI', async () => {
@@ -29,7 +53,10 @@ test('a structure states its confidence from the same views agreement as the nat
   assert.deepEqual(a.boxNorm, expected.boxNorm);
   assert.equal(typeof expected.agreement, 'number', 'the demo reads the views agreement for this structure');
   assert.ok(Math.abs(a.agreement - expected.agreement) < 1e-3, `${a.agreement} vs ${expected.agreement}`);
+  assert.equal(typeof expected.confidence, 'number');
   assert.ok(Math.abs(a.confidence - expected.confidence) < 1e-3);
+  assert.equal(a.inDistribution, expected.inDistribution);
+  assert.equal(a.calibrated, true);
 });
 
 test('bad input is a clear exception', async () => {

@@ -5,6 +5,7 @@
 pub mod anatomy;
 pub mod canvas;
 pub mod compose;
+pub mod digitised;
 pub mod film;
 pub mod framing;
 pub mod lesions;
@@ -68,6 +69,8 @@ pub struct Synth {
     pub upright: bool,
     /// Films beyond the corpus's ranges, for measuring (see `with_shift`).
     pub shifted: bool,
+    /// Films with a digitiser's looks: borders, tilt, crop, exposure, labels (`with_digitised`).
+    pub digitised: bool,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -138,6 +141,7 @@ impl Synth {
             focus: None,
             upright: false,
             shifted: false,
+            digitised: false,
         }
     }
 
@@ -176,6 +180,15 @@ impl Synth {
     pub fn with_shift(mut self, shifted: bool) -> Self {
         self.shifted = shifted;
         self.wide |= shifted;
+        self
+    }
+
+    /// Seven films in ten as another hospital's film reaches the model: a border or a band, a
+    /// tilt, a crop, another exposure, burned-in labels (`digitised.rs`), their boxes moved
+    /// with them. What the out-of-distribution model is fitted on, so that such films read as
+    /// chest films. Off, the films are exactly those without it.
+    pub fn with_digitised(mut self, digitised: bool) -> Self {
+        self.digitised = digitised;
         self
     }
 
@@ -255,6 +268,14 @@ impl Synth {
         let (mut data, objects) = film::expose(&canvas, &mut r);
         if self.shifted {
             shift::appearance(&mut data, self.size, self.size, &mut r);
+        }
+        let (mut anatomy, mut objects) = (anatomy, objects);
+        if self.digitised && r.random_bool(0.7) {
+            let map = digitised::digitise(&mut data, self.size, &mut r);
+            let moved = |b: &mut PixelBox| *b = map.map_box(b, self.size);
+            findings.iter_mut().for_each(|f| moved(&mut f.box_px));
+            anatomy.iter_mut().for_each(|(_, b)| moved(b));
+            objects.iter_mut().for_each(|(_, b)| moved(b));
         }
         let picture =
             Picture::new(self.size as u32, self.size as u32, 1, data).expect("square film");

@@ -1,12 +1,14 @@
 //! DICOM (Part 10) films through dicom-rs, compressed or not (JPEG baseline, extended and
-//! lossless, JPEG 2000, RLE, deflate, and JPEG-LS with the `jpegls` feature): the first frame's
+//! lossless, JPEG 2000, deflate; RLE and JPEG-LS by our own decoders): the first frame's
 //! stored values ([`pixels::stored`]) -> modality rescale (slope, intercept) -> VOI window (the
 //! file's first window, else the full range) -> MONOCHROME1 inverted, so bright always means
 //! dense. Colour (RGB, YBR, palette) is scaled by its white.
 
+pub mod jpegls;
 #[cfg(target_arch = "wasm32")]
 mod libc_wasm;
 pub mod pixels;
+pub mod rle;
 
 use std::io::Cursor;
 
@@ -84,20 +86,27 @@ pub fn read(bytes: &[u8]) -> Result<Film> {
     );
     // A syntax this build has no pixel decoder for is named before anything is decoded (the
     // decoder's own error type is private: its text is no contract).
-    let decodable = TransferSyntaxRegistry
-        .get(uid.trim_end_matches('\0').trim())
-        .is_some_and(|ts| !ts.is_unsupported_pixel_encapsulation() && ts.can_decode_all());
+    let decodable = own_codec(&uid).is_some()
+        || TransferSyntaxRegistry
+            .get(uid.trim_end_matches('\0').trim())
+            .is_some_and(|ts| !ts.is_unsupported_pixel_encapsulation() && ts.can_decode_all());
     if !decodable {
         return Err(Error::Dicom(format!(
             "unsupported DICOM: {syntax} ({uid}) cannot be decoded by this build"
         )));
     }
-    let decoded = obj
-        .decode_pixel_data_frame(0)
-        .map_err(|e| Error::Dicom(format!("broken DICOM ({syntax}): {e}")))?;
-    let stored = pixels::stored(&obj, &decoded)?;
+    let frames = int(tags::NUMBER_OF_FRAMES).max(1);
+    let stored = match own_codec(&uid) {
+        Some(codec) => decode_own(&obj, codec, frames)?,
+        None => {
+            let decoded = obj
+                .decode_pixel_data_frame(0)
+                .map_err(|e| Error::Dicom(format!("broken DICOM ({syntax}): {e}")))?;
+            pixels::stored(&obj, &decoded)?
+        }
+    };
     let info = Info {
-        frames: int(tags::NUMBER_OF_FRAMES).max(1),
+        frames,
         transfer_syntax: syntax,
         photometric: stored.photometric.clone(),
         window: (window.0.is_finite() && window.1.is_finite() && window.1 >= 1.0).then_some(window),
@@ -108,6 +117,98 @@ pub fn read(bytes: &[u8]) -> Result<Film> {
         slope: number(tags::RESCALE_SLOPE, 1.0),
         intercept: number(tags::RESCALE_INTERCEPT, 0.0),
     })
+}
+
+/// The codecs decoded here rather than by dicom-rs: RLE (whose dicom-rs decoder panics on a
+/// damaged segment) and JPEG-LS (whose only dicom-rs decoder is CharLS, C++ built with cmake).
+#[derive(Debug, Clone, Copy)]
+enum Codec {
+    Rle,
+    JpegLs,
+}
+
+fn own_codec(uid: &str) -> Option<Codec> {
+    match uid.trim_end_matches('\0').trim() {
+        "1.2.840.10008.1.2.5" => Some(Codec::Rle),
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Some(Codec::JpegLs),
+        _ => None,
+    }
+}
+
+/// The first frame's encapsulated bytes: the first of one fragment a frame, the fragments the
+/// offset table gives it, or (no table) the fragments up to the one that ends the codestream.
+fn first_frame(obj: &dicom_object::DefaultDicomObject, frames: u32) -> Result<Vec<u8>> {
+    let broken = |why: &str| Error::Dicom(format!("broken DICOM: {why}"));
+    let value = obj
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| broken("no pixel data"))?
+        .value();
+    let fragments = value
+        .fragments()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| broken("compressed pixel data without fragments"))?;
+    let offsets = value.offset_table().unwrap_or(&[]);
+    if frames <= 1 {
+        return Ok(fragments.concat());
+    }
+    if fragments.len() == frames as usize {
+        return Ok(fragments[0].clone());
+    }
+    let mut out = vec![];
+    let mut at = 0usize; // the fragment's offset from the first one (8-byte item headers)
+    for f in fragments {
+        if offsets.len() >= 2 && at >= offsets[1] as usize {
+            break;
+        }
+        out.extend_from_slice(f);
+        at += 8 + f.len();
+        let end = f
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(&[][..], |i| &f[..=i]);
+        if offsets.len() < 2 && end.ends_with(&[0xFF, 0xD9]) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes the first frame with one of our own codecs, checked against the file's attributes.
+fn decode_own(
+    obj: &dicom_object::DefaultDicomObject,
+    codec: Codec,
+    frames: u32,
+) -> Result<pixels::Stored> {
+    let layout = pixels::Layout::of_object(obj);
+    let data = first_frame(obj, frames)?;
+    let (w, h) = (layout.width as usize, layout.height as usize);
+    let bytes = match codec {
+        Codec::Rle => rle::decode(&data, w, h, layout.samples, layout.bits)?,
+        Codec::JpegLs => {
+            let d = jpegls::decode(&data)?;
+            if (d.width, d.height, d.components) != (w, h, layout.samples) {
+                return Err(Error::Dicom(format!(
+                    "broken DICOM: a JPEG-LS frame of {} x {} x {} in a file of {w} x {h} x {}",
+                    d.width, d.height, d.components, layout.samples
+                )));
+            }
+            match layout.bits {
+                8 => d.samples.iter().map(|&v| v as u8).collect(),
+                16 => d.samples.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                b => {
+                    return Err(Error::Dicom(format!(
+                        "unsupported DICOM: JPEG-LS in {b} bits allocated"
+                    )));
+                }
+            }
+        }
+    };
+    // Both codecs hand back samples interleaved, whatever the planar configuration says.
+    let layout = pixels::Layout {
+        planar: false,
+        ..layout
+    };
+    pixels::from_frame(obj, &layout, &bytes)
 }
 
 /// The picture and what the file says about itself.

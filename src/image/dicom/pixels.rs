@@ -27,26 +27,85 @@ fn unsupported(what: impl std::fmt::Display) -> Error {
     Error::Dicom(format!("unsupported DICOM: {what}"))
 }
 
+/// How a frame's values are laid out, from the decoder or, for the codecs decoded here
+/// (`super::rle`, `super::jpegls`), from the file's own attributes.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub width: u32,
+    pub height: u32,
+    pub samples: usize,
+    pub bits: u16,
+    pub stored_bits: u16,
+    pub signed: bool,
+    /// Colour stored plane by plane (planar configuration 1).
+    pub planar: bool,
+    pub photometric: String,
+}
+
+impl Layout {
+    /// What dicom-rs's decoder says of the frames it decoded.
+    pub fn of_decoded(decoded: &DecodedPixelData) -> Self {
+        Self {
+            width: decoded.columns(),
+            height: decoded.rows(),
+            samples: decoded.samples_per_pixel() as usize,
+            bits: decoded.bits_allocated(),
+            stored_bits: decoded.bits_stored(),
+            signed: decoded.pixel_representation() == PixelRepresentation::Signed,
+            planar: decoded.planar_configuration() == PlanarConfiguration::PixelFirst,
+            photometric: decoded.photometric_interpretation().to_string(),
+        }
+    }
+
+    /// What the file's attributes say (missing ones as their defaults: 1 sample, 8 bits).
+    pub fn of_object(obj: &DefaultDicomObject) -> Self {
+        let int = |tag, default: u32| -> u32 {
+            obj.element(tag)
+                .ok()
+                .and_then(|e| e.to_int::<u32>().ok())
+                .unwrap_or(default)
+        };
+        let bits = int(tags::BITS_ALLOCATED, 8).min(64) as u16;
+        Self {
+            width: int(tags::COLUMNS, 0),
+            height: int(tags::ROWS, 0),
+            samples: int(tags::SAMPLES_PER_PIXEL, 1).min(16) as usize,
+            bits,
+            stored_bits: int(tags::BITS_STORED, u32::from(bits)).min(64) as u16,
+            signed: int(tags::PIXEL_REPRESENTATION, 0) == 1,
+            planar: int(tags::PLANAR_CONFIGURATION, 0) == 1,
+            photometric: obj
+                .element(tags::PHOTOMETRIC_INTERPRETATION)
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.trim_end_matches('\0').trim().to_string())
+                .unwrap_or_else(|| "MONOCHROME2".into()),
+        }
+    }
+}
+
 /// The first frame of `decoded` (decoded from `obj`) as [`Stored`] values.
 pub fn stored(obj: &DefaultDicomObject, decoded: &DecodedPixelData) -> Result<Stored> {
-    let (width, height) = (decoded.columns(), decoded.rows());
-    let samples = decoded.samples_per_pixel() as usize;
-    if !(samples == 1 || samples == 3) {
-        return Err(unsupported(format!("{samples} samples per pixel")));
-    }
-    let bits = decoded.bits_allocated();
-    let stored_bits = decoded.bits_stored().clamp(1, bits.max(1));
-    let signed = decoded.pixel_representation() == PixelRepresentation::Signed;
     let frame = decoded
         .frame_data(0)
         .map_err(|e| Error::Dicom(format!("broken DICOM: the pixel data is too short ({e})")))?;
+    from_frame(obj, &Layout::of_decoded(decoded), frame)
+}
+
+/// One frame's bytes (samples little endian, laid out as `layout` says) as [`Stored`] values.
+pub fn from_frame(obj: &DefaultDicomObject, layout: &Layout, frame: &[u8]) -> Result<Stored> {
+    let (width, height, samples) = (layout.width, layout.height, layout.samples);
+    if !(samples == 1 || samples == 3) {
+        return Err(unsupported(format!("{samples} samples per pixel")));
+    }
+    let bits = layout.bits;
+    let stored_bits = layout.stored_bits.clamp(1, bits.max(1));
     let n = width as usize * height as usize * samples;
-    let mut values = unpack(frame, bits, stored_bits, signed, n)?;
-    if samples == 3 && decoded.planar_configuration() == PlanarConfiguration::PixelFirst {
+    let mut values = unpack(frame, bits, stored_bits, layout.signed, n)?;
+    if samples == 3 && layout.planar {
         values = interleave(&values);
     }
-    let mut photometric = decoded.photometric_interpretation().to_string();
-    let photometric_trim = photometric.trim().to_string();
+    let photometric_trim = layout.photometric.trim().to_string();
     let mut max = if bits == 1 {
         1.0
     } else {
@@ -62,7 +121,7 @@ pub fn stored(obj: &DefaultDicomObject, decoded: &DecodedPixelData) -> Result<St
             )));
         }
     }
-    photometric = match (samples, photometric_trim.as_str()) {
+    let photometric: String = match (samples, photometric_trim.as_str()) {
         (1, "PALETTE COLOR") | (3, _) => "RGB".into(),
         (_, p) => p.into(),
     };

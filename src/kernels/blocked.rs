@@ -14,9 +14,9 @@ use super::product::{Shared, multiply};
 use super::simd::softmax_rows_in_place;
 
 /// Most query rows a task takes: each block packs the head's keys and values again for its two
-/// products, so longer blocks pack less (SmolVLM-256M's vision attention 242-245 ms a query at
-/// 64 rows, 203-208 at 128, 185-186 at 256, `examples/ground_parts`), while 256 rows of 1024
-/// keys' scores (1 MB) still sit in a core's second-level cache.
+/// products, so longer blocks pack less (docs/speed.md: 64 to 512 rows measured with
+/// `examples/ground_parts`), while 256 rows of 1024 keys' scores (1 MB) still sit in a core's
+/// second-level cache.
 const BLOCK: usize = 256;
 /// Fewest query rows a task takes, where halving the blocks gives the threads work.
 const MIN_BLOCK: usize = 32;

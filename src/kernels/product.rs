@@ -84,8 +84,7 @@ pub fn product([m, k, n]: [usize; 3], a: &Operand, b: &Operand, bias: Option<&[f
 }
 
 /// Output rows a task of `banded` takes: fewer skip more of a causal product, more pack each
-/// operand fewer times. Causal attention forward and backward over `[16, 4, 239, 64]` on two
-/// threads: 31-32 ms unbanded, 29-30 at 32 rows, 28-29 at 64, 31-32 at 128.
+/// operand fewer times (64 measured best of 32-128 on causal attention: docs/speed.md).
 const BAND_ROWS: usize = 64;
 
 /// `a b` for each matrix of the batch where, for each block of output rows, `band(rows)` gives
@@ -151,7 +150,7 @@ pub fn banded(
 /// # Safety
 /// Every element the three matrices span lies inside its allocation, `dst`'s block is written
 /// by this call alone, and with `accumulate` it is initialised.
-pub unsafe fn multiply(
+pub(crate) unsafe fn multiply(
     [rows, cols, k]: [usize; 3],
     (dst, dst_row, accumulate): (*mut f32, usize, bool),
     (lhs, [lhs_rs, lhs_cs]): (*const f32, [usize; 2]),
@@ -195,7 +194,7 @@ fn extent(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> usize {
 
 /// The output's pointer, shared by the tasks that write its disjoint blocks.
 #[derive(Clone, Copy)]
-pub struct Shared(pub *mut f32);
+pub(crate) struct Shared(pub(crate) *mut f32);
 
 // SAFETY: every task writes its own block of the output (see `product`).
 unsafe impl Send for Shared {}

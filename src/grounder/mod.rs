@@ -1,19 +1,25 @@
 //! The product in one call: a bundle loaded on a device answers `ground(picture, phrase)` with a
-//! box. The CLI, the eval loop and the browser all go through here.
+//! box. The CLI, the eval loop and the browser all go through here. A film is read once
+//! (`encode`: the vision tower, the connector, the out-of-distribution score) and asked any
+//! number of phrases (`encoded.rs`).
+
+mod encoded;
+
+pub use encoded::Encoded;
 
 use burn::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::processor::{self, Settings};
-use crate::image::{Picture, preprocess::model_input, views};
-use crate::model::generate::{MAX_BOX_TOKENS, Policy, generate};
+use crate::image::{Picture, preprocess::model_input};
+use crate::model::rope::Rope;
 use crate::model::{Batch, Idefics3, Idefics3Config};
-use crate::protocol::answer::PixelBox;
+use crate::protocol::Prompt;
 use crate::protocol::calibration::Calibration;
 use crate::protocol::chat::ChatTemplate;
-use crate::protocol::ood::{self, Ood};
-use crate::protocol::{GridBox, Prompt};
+use crate::protocol::constrain::MAX_BOX_TOKENS;
+use crate::protocol::ood::Ood;
 use crate::tokens::Tokens;
 use crate::weights::{Bundle, bundle};
 
@@ -30,14 +36,16 @@ pub struct Grounding {
     pub text: String,
     /// The chance that the box overlaps the truth at IoU >= 0.5, as calibrated on validation
     /// films (`calibrate`); the model's answer probability where the bundle holds no calibration.
-    pub confidence: f32,
-    /// Whether `confidence` is calibrated.
+    /// None (JSON null) when the image is outside the training films (`in_distribution` false):
+    /// no calibration speaks for it, and `probability` alone remains.
+    pub confidence: Option<f32>,
+    /// Whether `confidence` is calibrated (false when there is none).
     pub calibrated: bool,
     /// The model's answer probability: the geometric mean of the box tokens' probabilities.
     pub probability: f32,
     /// Whether the image looks like the films the model was trained on (its vision features
     /// within the bundle's out-of-distribution threshold); None without `ood.safetensors`.
-    /// Outside, the confidence says nothing: the calibration was fitted on such films only.
+    /// Outside, there is no confidence: the calibration was fitted on training-like films.
     #[serde(rename = "inDistribution")]
     pub in_distribution: Option<bool>,
     /// The out-of-distribution score (about 1 for a typical training film; the threshold is
@@ -86,6 +94,10 @@ pub struct Grounder {
     pub processor: Option<Settings>,
     /// The checkpoint's own chat template, when it has one; else SmolVLM's layout.
     pub chat: Option<ChatTemplate>,
+    /// How many times the vision tower has run (a batch of images counts once).
+    pub tower_runs: std::sync::atomic::AtomicUsize,
+    /// The text model's rotary tables, built once (decoding slices them per step).
+    pub rope: Rope,
 }
 
 impl Grounder {
@@ -139,6 +151,7 @@ impl Grounder {
         crate::weights::safetensors::load(&mut model, weights)?;
         Ok(Self {
             model,
+            rope: Rope::for_model(&config.text_config, device),
             config,
             tokens,
             device: device.clone(),
@@ -148,6 +161,7 @@ impl Grounder {
             adapter: None,
             processor,
             chat: ChatTemplate::find(&bundle.files)?,
+            tower_runs: Default::default(),
         })
     }
 
@@ -232,127 +246,6 @@ impl Grounder {
         })
     }
 
-    /// The model's constrained answer text for `phrase` on `picture`, and its confidence.
-    pub async fn answer_async(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
-        let a = self.answer_full_async(picture, phrase, false).await?;
-        Ok((a.text, a.probability))
-    }
-
-    /// The answer with, when `features`, the image's pooled vision features.
-    pub async fn answer_full_async(
-        &self,
-        picture: &Picture,
-        phrase: &str,
-        features: bool,
-    ) -> Result<Answer> {
-        let batch = self.inputs(picture, phrase)?;
-        let (embeds, patches) = self
-            .model
-            .embed_batch_with_patches(&batch, self.config.image_token_id);
-        let features = if features {
-            self.pool(patches).await?
-        } else {
-            vec![]
-        };
-        let policy = Policy::Box {
-            vocab: &self.tokens.answer_vocab,
-        };
-        let generation = generate(&self.model, embeds, policy).await?;
-        Ok(Answer {
-            text: self.tokens.decode(&generation.tokens)?,
-            probability: generation.confidence(),
-            features,
-        })
-    }
-
-    /// The pooled features of the last tile (the global view) of `[tiles, tokens, dim]`.
-    async fn pool(&self, patches: Tensor<3>) -> Result<Vec<f32>> {
-        let [tiles, tokens, dim] = patches.dims();
-        let last = patches.slice([tiles - 1..tiles, 0..tokens, 0..dim]);
-        let data = crate::model::read_back(last).await?;
-        Ok(ood::pool(&data, tokens, dim))
-    }
-
-    /// How well the boxes of `phrase` on shifted views of `picture` ([`views::VIEWS`]) agree
-    /// with `answer`, its box on the whole picture: their mean IoU in the picture's pixels (a
-    /// view answered with no box counts 0).
-    pub async fn agreement_async(
-        &self,
-        picture: &Picture,
-        phrase: &str,
-        answer: &PixelBox,
-    ) -> Result<f32> {
-        let mut sum = 0.0;
-        for cut in views::VIEWS {
-            let (v, [x0, y0]) = views::view(picture, cut);
-            let text = self.answer_full_async(&v, phrase, false).await?.text;
-            if let Ok(grid) = GridBox::parse(&text) {
-                let b = grid.to_pixels(v.width, v.height);
-                let (dx, dy) = (x0 as f32, y0 as f32);
-                let moved = PixelBox {
-                    x1: b.x1 + dx,
-                    y1: b.y1 + dy,
-                    x2: b.x2 + dx,
-                    y2: b.y2 + dy,
-                };
-                sum += moved.iou(answer);
-            }
-        }
-        Ok(sum / views::VIEWS.len() as f32)
-    }
-
-    /// The image's pooled vision features alone (the out-of-distribution fit and sweep).
-    pub async fn features_async(&self, picture: &Picture) -> Result<Vec<f32>> {
-        let batch = self.inputs(picture, "the image")?;
-        let patches = self.model.model.vision_model.forward(batch.pixels);
-        self.pool(patches).await
-    }
-
-    /// The out-of-distribution score of pooled features and whether it is inside, where the
-    /// bundle holds the model.
-    pub fn distribution(&self, features: &[f32]) -> Result<Option<(f32, bool)>> {
-        self.ood
-            .as_ref()
-            .map(|o| o.score(features).map(|s| (s, o.inside(s))))
-            .transpose()
-    }
-
-    pub async fn ground_async(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
-        let start = web_time::Instant::now();
-        let answer = self
-            .answer_full_async(picture, phrase, self.ood.is_some())
-            .await?;
-        let grid = GridBox::parse(&answer.text)?;
-        let own = grid.to_pixels(picture.width, picture.height);
-        let PixelBox { x1, y1, x2, y2 } = own;
-        let distribution = self.distribution(&answer.features)?;
-        let agreement = match &self.calibration {
-            Some(c) if c.needs_agreement(phrase) => {
-                Some(self.agreement_async(picture, phrase, &own).await?)
-            }
-            _ => None,
-        };
-        Ok(Grounding {
-            box_px: [x1, y1, x2, y2],
-            box_norm: [grid.x1, grid.y1, grid.x2, grid.y2],
-            text: answer.text,
-            confidence: self.confidence(
-                answer.probability,
-                phrase,
-                distribution.map(|d| d.0),
-                agreement,
-            ),
-            calibrated: self.calibration.is_some(),
-            probability: answer.probability,
-            in_distribution: distribution.map(|d| d.1),
-            ood_score: distribution.map(|d| d.0),
-            ood_threshold: self.ood.as_ref().map(|o| o.threshold),
-            ood_typical: self.ood.as_ref().map(|o| o.typical),
-            agreement,
-            ms: start.elapsed().as_secs_f64() * 1000.0,
-        })
-    }
-
     /// The calibrated chance of a hit for an answer probability to `phrase` on a film of
     /// out-of-distribution `score`, its boxes' `agreement` on shifted views where measured
     /// (the probability itself where the bundle holds no calibration).
@@ -366,35 +259,5 @@ impl Grounder {
         self.calibration.as_ref().map_or(probability, |c| {
             c.apply_to(probability, phrase, score, agreement)
         })
-    }
-
-    /// Blocking form of [`Self::answer_async`] for native callers.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn answer(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
-        pollster::block_on(self.answer_async(picture, phrase))
-    }
-
-    /// Blocking form of [`Self::answer_full_async`] for native callers.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn answer_full(&self, picture: &Picture, phrase: &str, features: bool) -> Result<Answer> {
-        pollster::block_on(self.answer_full_async(picture, phrase, features))
-    }
-
-    /// Blocking form of [`Self::agreement_async`] for native callers.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn agreement(&self, picture: &Picture, phrase: &str, answer: &PixelBox) -> Result<f32> {
-        pollster::block_on(self.agreement_async(picture, phrase, answer))
-    }
-
-    /// Blocking form of [`Self::features_async`] for native callers.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn features(&self, picture: &Picture) -> Result<Vec<f32>> {
-        pollster::block_on(self.features_async(picture))
-    }
-
-    /// Blocking form for native callers.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn ground(&self, picture: &Picture, phrase: &str) -> Result<Grounding> {
-        pollster::block_on(self.ground_async(picture, phrase))
     }
 }

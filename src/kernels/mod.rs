@@ -1,4 +1,5 @@
-//! Fused kernels through Burn's backend extension: SiLU and SwiGLU (the text MLP's gate), the
+//! The CPU backend's kernels (beside `model/`, which holds the checkpoint's module tree and calls
+//! these): fused kernels through Burn's backend extension: SiLU and SwiGLU (the text MLP's gate), the
 //! tanh GELU (the vision MLP's), RMSNorm, rotary positions, and attention for training, each one
 //! pass forward and one backward.
 //!
@@ -228,8 +229,7 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// (`product.rs`); outside it the same products, and a few rows (a new token) streamed through
 /// `w` once (`few_rows.rs`); elsewhere Burn's. Flex's own product outside training allocates
 /// each output twice over, adds the bias on one thread, and runs a new token's product on one
-/// thread: SmolVLM-256M's grounding spent 172 ms in its 90-token prefill and 240 ms in six new
-/// tokens through it, against 120 and 207 here (`examples/ground_parts`, interleaved).
+/// thread (the prefill and new tokens timed both ways: docs/speed.md).
 pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
     let tracked = x.is_autodiff();
     if !on_flex(&x) {
@@ -247,8 +247,8 @@ pub fn affine<const D: usize>(x: Tensor<D>, w: Tensor<2>, bias: Option<Tensor<1>
 }
 
 /// Queries times keys from which attention outside training takes `blocked.rs` on flex: the
-/// tiny model's vision tower (196 x 196) gains (tiny196 `ground` 44-46 -> 41-43 ms); one new
-/// token against the cache (1 x 1100 at SmolVLM's size) stays with flex's.
+/// tiny model's vision tower (196 x 196) gains (docs/speed.md); one new token against the
+/// cache (1 x 1100 at SmolVLM's size) stays with flex's.
 const LONG: usize = 16 * 1024;
 
 /// `softmax(Q K^T / sqrt(head_dim)) V` over `[batch, heads, tokens, head_dim]`, with `causal`

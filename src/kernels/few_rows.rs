@@ -4,9 +4,8 @@
 //!
 //! Such a product is bound by the memory's rate: SmolVLM-256M reads its 537 MB of text weights
 //! once per new token. Burn's CPU product runs it on one thread through the `gemm` crate's
-//! matrix-vector path, 40 ms a new token at that size; `gemm` per thread's block of columns
-//! (`product.rs`) 38-40 ms; this 35 ms, PyTorch's 34 (docs/speed.md). Against `gemm` alone,
-//! `1 x 576` times `576 x 1536` 180 -> 72 us, the 49280-token head about equal.
+//! matrix-vector path; this streams it over every thread (timed against both and PyTorch in
+//! docs/speed.md).
 
 use rayon::prelude::*;
 
