@@ -112,6 +112,8 @@ fn stage2_learns_with_adapters_only_and_its_outputs_agree() {
         adapter: None,
         processor: None,
         chat: None,
+        tower_runs: Default::default(),
+        rope: medground::model::rope::Rope::for_model(&original_config().text_config, &device),
     };
     let want = answers(&unmerged);
     let merged_dir = tempfile::tempdir().unwrap();

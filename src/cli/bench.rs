@@ -67,7 +67,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut answer = String::new();
     // A query: the film read (vision tower, connector), then the phrase's answer decoded.
     let query_ms = median_ms(3, a.queries, &device, || {
-        answer = g.answer_encoded(&g.encode(&film)?, PHRASE)?.0;
+        answer = g.answer(&film, PHRASE)?.0;
         Ok(())
     })?;
     // A further phrase on a film already read (what `eval`, the page's next question and

@@ -259,6 +259,19 @@ impl Grounder {
         Ok(ood::pool(&crate::model::read_back(last).await?, n, dim))
     }
 
+    /// The constrained answer to `phrase` on `picture` (encoded for this one phrase): its
+    /// text and probability.
+    pub async fn answer_async(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
+        let film = self.encode_async(picture).await?;
+        self.answer_encoded_async(&film, phrase).await
+    }
+
+    /// Blocking form of [`Self::answer_async`] for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn answer(&self, picture: &Picture, phrase: &str) -> Result<(String, f32)> {
+        pollster::block_on(self.answer_async(picture, phrase))
+    }
+
     /// Blocking form of [`Self::encode_async`] for native callers.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn encode(&self, picture: &Picture) -> Result<Encoded> {
