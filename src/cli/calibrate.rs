@@ -41,15 +41,14 @@ pub struct CalibrateArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Films of the training kind for the out-of-distribution model (`ood.safetensors`): its
-    /// Gaussian is fitted on their vision features. The default adds what other hospitals'
-    /// films bring (borders, tilt, crop, exposure, burned-in labels: `:digitised`), so that
-    /// "inside" means a frontal chest film of any ordinary look. Use your training set when you
-    /// trained on your own data.
-    #[arg(long, default_value = "synth:1000:train:11:upright:digitised")]
+    /// Gaussian is fitted on their vision features. Use your training set when you trained on
+    /// your own data. (`:digitised` films, with borders, tilt, crop and labels, rank real
+    /// films' copies and outside images apart but leave a thin margin: docs/real_inputs.md.)
+    #[arg(long, default_value = "synth:1000:train:11:upright")]
     fit_films: String,
     /// Held-out films of the same kind that set the threshold (`ood::MARGIN` times their 99th
-    /// percentile score); empty: the calibration films above.
-    #[arg(long, default_value = "synth:300:val:9:upright:digitised")]
+    /// percentile score); empty (the default): the calibration films above.
+    #[arg(long, default_value = "")]
     threshold_films: String,
     /// Anatomy phrases of validation films, for the anatomy curve (empty: none).
     #[arg(long, default_value = "anatomy:300:val:7:upright")]
