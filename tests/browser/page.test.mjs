@@ -123,6 +123,16 @@ async function controls(page) {
   assert.match(said, /^the left hemidiaphragm: (unsure|likely wrong)/);
   assert.doesNotMatch(said, /likely right/);
   await page.screenshot({ path: `${SHOTS}/page-unsure.png`, fullPage: true });
+  // The two other structures the project's own boxes say are missed on this film (trachea IoU
+  // 0.36, right hemidiaphragm 0.34: tests/fixtures/chest_rg1_boxes.jsonl) still read "likely
+  // right": the known shortfall of a calibration fitted on synthetic films (issue 54), stated
+  // here with its figures so that any change to it shows.
+  await page.fill('#phrase', 'the trachea; the right hemidiaphragm');
+  await page.click('#go');
+  await page.waitForFunction(() => (JSON.parse(document.getElementById('view').dataset.answers || '[]')).length === 2, null, { timeout: 300_000 });
+  const [trachea, right] = await page.$$eval('#legend li', (li) => li.map((l) => l.textContent));
+  assert.match(trachea, /^the trachea: likely right: 9[34]% /);
+  assert.match(right, /^the right hemidiaphragm: likely right: 8[23]% /);
   await outside(page);
 }
 
@@ -137,6 +147,8 @@ async function outside(page) {
   await page.waitForSelector('#view[data-answer]', { timeout: 300_000 });
   const a = JSON.parse(await page.getAttribute('#view', 'data-answer'));
   assert.equal(a.inDistribution, false, `oodScore ${a.oodScore}, threshold ${a.oodThreshold}`);
+  assert.equal(a.confidence, null);
+  assert.equal(a.calibrated, false);
   const item = await page.textContent('#legend li');
   assert.match(item, /not a chest film/);
   assert.doesNotMatch(item, /likely right/);
@@ -151,7 +163,7 @@ async function outside(page) {
   await page.click('#go');
   await page.waitForSelector('#view[data-answer]', { timeout: 300_000 });
   const b = JSON.parse(await page.getAttribute('#view', 'data-answer'));
-  assert.notEqual(b.inDistribution, false, `oodScore ${b.oodScore}`);
+  assert.equal(b.inDistribution, true, `oodScore ${b.oodScore}`);
   await page.screenshot({ path: `${SHOTS}/page-j2k.png`, fullPage: true });
 }
 
