@@ -15,17 +15,21 @@ struct NullSafe;
 // SAFETY: every call goes to `System` with the caller's arguments, except a null dealloc.
 unsafe impl GlobalAlloc for NullSafe {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's arguments, passed on as `GlobalAlloc` received them.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's arguments, passed on as `GlobalAlloc` received them.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if !ptr.is_null() {
+            // SAFETY: the caller's arguments, passed on as `GlobalAlloc` received them.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        // SAFETY: the caller's arguments, passed on as `GlobalAlloc` received them.
         unsafe { System.realloc(ptr, layout, size) }
     }
 }
