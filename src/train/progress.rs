@@ -54,11 +54,7 @@ impl Plain {
         } else {
             String::new()
         };
-        let pct = if self.total > 0 {
-            100 * self.pos / self.total
-        } else {
-            100
-        };
+        let pct = (100 * self.pos).checked_div(self.total).unwrap_or(100);
         let msg = if self.msg.is_empty() {
             String::new()
         } else {

@@ -28,7 +28,8 @@ impl Params {
         let clamp = |i: i32, j: i32| if i > maxval || i < j { j } else { i };
         let (t1, t2, t3) = if maxval >= 128 {
             let f = (maxval.min(4095) + 128) / 256;
-            let t1 = clamp(f * (3 - 2) + 2 + 3 * near, near + 1);
+            // FACTOR * (BASIC_T - k) + k for BASIC_T1..3 = 3, 7, 21 and k = 2, 3, 4.
+            let t1 = clamp(f + 2 + 3 * near, near + 1);
             let t2 = clamp(f * (7 - 3) + 3 + 5 * near, t1);
             (t1, t2, clamp(f * (21 - 4) + 4 + 7 * near, t2))
         } else {
@@ -89,7 +90,7 @@ impl Coder {
         if p.maxval < 1 || p.near < 0 || p.near > (p.maxval / 2).min(255) || p.reset < 3 {
             return Err(broken("coding parameters out of range"));
         }
-        if !(p.near + 1 <= p.t1 && p.t1 <= p.t2 && p.t2 <= p.t3 && p.t3 <= p.maxval) {
+        if !(p.near < p.t1 && p.t1 <= p.t2 && p.t2 <= p.t3 && p.t3 <= p.maxval) {
             return Err(broken("thresholds out of order"));
         }
         let range = (p.maxval + 2 * p.near) / (2 * p.near + 1) + 1;
