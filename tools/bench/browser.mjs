@@ -30,14 +30,23 @@ try {
   t = performance.now();
   const first = await g.ground(film, phrase);
   const firstMs = performance.now() - t;
+  // Two films in turn (the sample as DICOM and as PNG), so that every timed query reads its
+  // film anew; then the same film again, which the package keeps encoded.
+  const films = [film, new Uint8Array(await (await fetch('/tests/fixtures/chest_rg1_expected.png')).arrayBuffer())];
   const times = [];
   for (let i = 0; i < n; i++) {
     t = performance.now();
-    await g.ground(film, phrase);
+    await g.ground(films[(i + 1) % 2], phrase);
     times.push(performance.now() - t);
   }
-  times.sort((a, b) => a - b);
-  window.result = { backend: g.backend, loadMs, firstMs, medianMs: times[Math.floor(times.length / 2)], queries: n, text: first.text };
+  const again = [];
+  for (let i = 0; i < n; i++) {
+    t = performance.now();
+    await g.ground(films[n % 2], phrase);
+    again.push(performance.now() - t);
+  }
+  const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  window.result = { backend: g.backend, loadMs, firstMs, medianMs: median(times), sameFilmMs: median(again), queries: n, text: first.text };
 } catch (e) {
   window.result = { error: String(e) };
 }
