@@ -41,7 +41,7 @@ pub struct EvalArgs {
     /// prints the AUROC (`ood.json` with --out).
     #[arg(long)]
     ood: Option<PathBuf>,
-    /// More images counted as inside for --ood (e.g. a real film of the training kind).
+    /// More images (or folders of them) counted as inside for --ood (e.g. real films).
     #[arg(long)]
     inside: Vec<PathBuf>,
 }

@@ -97,6 +97,14 @@ pub fn sweep(
             ood::FILE
         ))
     })?;
+    let mut also = vec![];
+    for p in also_inside {
+        if p.is_dir() {
+            also.extend(images(p)?);
+        } else {
+            also.push(p.clone());
+        }
+    }
     let mut inside: Vec<(String, f32)> = vec![];
     let inside_films = films(records);
     for (r, f) in inside_films.iter().zip(features(g, &inside_films)?) {
@@ -109,7 +117,7 @@ pub fn sweep(
         let picture = medground::image::decode(&std::fs::read(p).map_err(|e| Error::io(p, e))?)?;
         o.score(&g.features(&picture)?)
     };
-    for p in also_inside {
+    for p in &also {
         inside.push((p.display().to_string(), score_file(p)?));
     }
     let mut outside_scores: Vec<(String, f32)> = vec![];
@@ -139,7 +147,7 @@ pub fn sweep(
         flagged_in.len(),
         missed_out.len()
     );
-    for (name, s) in &inside[inside.len() - also_inside.len()..] {
+    for (name, s) in &inside[inside.len() - also.len()..] {
         println!("  inside  {s:10.2}  {name}");
     }
     for (name, s) in flagged_in.iter().take(5) {

@@ -115,12 +115,15 @@ impl Grounder {
     /// bundle holds the model.
     pub async fn encode_async(&self, picture: &Picture) -> Result<Encoded> {
         let start = web_time::Instant::now();
-        let (mut tokens, pooled) = self.image_tokens(&[picture], self.ood.is_some())?;
+        // A film with a border is scored without it: the tower reads it a second time.
+        let border = self.ood.is_some() && crate::image::views::trim(picture).is_some();
+        let (mut tokens, pooled) = self.image_tokens(&[picture], self.ood.is_some() && !border)?;
         let features = match pooled {
             Some(last) => {
                 let [_, n, dim] = last.dims();
                 ood::pool(&crate::model::read_back(last).await?, n, dim)
             }
+            None if border => self.features_async(picture).await?,
             None => vec![],
         };
         let distribution = self.distribution(&features)?;
@@ -251,9 +254,11 @@ impl Grounder {
             .transpose()
     }
 
-    /// The image's pooled vision features alone (the out-of-distribution fit and sweep).
+    /// The image's pooled vision features alone, flat bands along its edges trimmed
+    /// (`image::views::trim`): what the out-of-distribution model scores.
     pub async fn features_async(&self, picture: &Picture) -> Result<Vec<f32>> {
-        let (_, pooled) = self.image_tokens(&[picture], true)?;
+        let trimmed = crate::image::views::trim(picture).map(|t| t.0);
+        let (_, pooled) = self.image_tokens(&[trimmed.as_ref().unwrap_or(picture)], true)?;
         let last = pooled.expect("pooled features asked for");
         let [_, n, dim] = last.dims();
         Ok(ood::pool(&crate::model::read_back(last).await?, n, dim))
