@@ -35,14 +35,20 @@ fn eval_runs_the_tower_once_per_film() {
             }
         }
     }
-    let films = {
+    let (films, bordered) = {
         let mut f: Vec<&medground::data::record::Record> = vec![];
         for r in &records {
             if !f.last().is_some_and(|l| l.image.same(&r.image)) {
                 f.push(r);
             }
         }
-        f.len()
+        // A film with flat bands along an edge is read once more for its out-of-distribution
+        // score, without them (`image::views::trim`).
+        let bordered = f
+            .iter()
+            .filter(|r| medground::image::views::trim(&r.picture().unwrap()).is_some())
+            .count();
+        (f.len(), bordered)
     };
     assert!(
         records.len() >= 3 * films,
@@ -71,11 +77,11 @@ fn eval_runs_the_tower_once_per_film() {
     let e = evaluate(&g, &records, Films::Own, Agreement::Needed, |_| {}).unwrap();
     let runs = g.tower_runs.load(Ordering::Relaxed) - before;
     eprintln!(
-        "{} phrases on {films} films ({with_views} with views): {runs} tower runs",
+        "{} phrases on {films} films ({bordered} bordered, {with_views} with views): {runs} tower runs",
         records.len()
     );
     assert!(with_views > 0);
-    assert_eq!(runs, films + with_views);
+    assert_eq!(runs, films + bordered + with_views);
     // Each answer is the one `ground` gives the phrase on its film alone.
     for p in e.predictions.iter().step_by(5) {
         let r = &records[p.record];
