@@ -116,15 +116,19 @@ impl Grounder {
     pub async fn encode_async(&self, picture: &Picture) -> Result<Encoded> {
         let start = web_time::Instant::now();
         // A film with a border is scored without it: the tower reads it a second time.
-        let border = self.ood.is_some() && crate::image::views::trim(picture).is_some();
-        let (mut tokens, pooled) = self.image_tokens(&[picture], self.ood.is_some() && !border)?;
-        let features = match pooled {
-            Some(last) => {
+        let trimmed = self
+            .ood
+            .as_ref()
+            .and_then(|_| crate::image::views::trim(picture));
+        let (mut tokens, pooled) =
+            self.image_tokens(&[picture], self.ood.is_some() && trimmed.is_none())?;
+        let features = match (pooled, trimmed) {
+            (Some(last), _) => {
                 let [_, n, dim] = last.dims();
                 ood::pool(&crate::model::read_back(last).await?, n, dim)
             }
-            None if border => self.features_async(picture).await?,
-            None => vec![],
+            (None, Some((border_free, _))) => self.pooled_features(&border_free).await?,
+            (None, None) => vec![],
         };
         let distribution = self.distribution(&features)?;
         Ok(Encoded {
@@ -257,8 +261,15 @@ impl Grounder {
     /// The image's pooled vision features alone, flat bands along its edges trimmed
     /// (`image::views::trim`): what the out-of-distribution model scores.
     pub async fn features_async(&self, picture: &Picture) -> Result<Vec<f32>> {
-        let trimmed = crate::image::views::trim(picture).map(|t| t.0);
-        let (_, pooled) = self.image_tokens(&[trimmed.as_ref().unwrap_or(picture)], true)?;
+        match crate::image::views::trim(picture) {
+            Some((border_free, _)) => self.pooled_features(&border_free).await,
+            None => self.pooled_features(picture).await,
+        }
+    }
+
+    /// The pooled vision features of `picture` as it is.
+    async fn pooled_features(&self, picture: &Picture) -> Result<Vec<f32>> {
+        let (_, pooled) = self.image_tokens(&[picture], true)?;
         let last = pooled.expect("pooled features asked for");
         let [_, n, dim] = last.dims();
         Ok(ood::pool(&crate::model::read_back(last).await?, n, dim))
